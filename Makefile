@@ -1,0 +1,27 @@
+# Every target creates or refreshes .venv first (Python >= 3.12, found automatically).
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit venv clean
+
+demo: venv  ## run a demo call (the local emulator unless a provider key is set)
+	$(BIN)/s2s demo
+
+test: venv lint typecheck  ## lint, type-check and run the whole test suite
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv  ## the fast tests only (no subprocesses or servers beyond loopback emulators)
+	$(BIN)/pytest tests/unit
+
+venv:
+	@scripts/bootstrap >/dev/null
+
+clean:
+	rm -rf $(VENV) demo-output .mypy_cache .pytest_cache .ruff_cache

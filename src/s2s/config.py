@@ -1,0 +1,248 @@
+"""Provider-neutral session configuration and tool types.
+
+All four types are frozen dataclasses: they compare by value, hash, pickle (Ray ships them between
+processes) and validate themselves on construction, so a bad value fails where it was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigurationError, InvalidInputError
+
+__all__ = ["Config", "ToolCall", "ToolDefinition", "ToolResult"]
+
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 48000
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A function the model may call.
+
+    Args:
+        name: 1-64 letters, digits, ``_`` or ``-`` (the subset every provider accepts).
+        description: what the tool does, for the model.
+        parameters: a JSON Schema object describing the arguments (``{"type": "object", ...}``).
+    """
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TOOL_NAME.match(self.name):
+            raise ConfigurationError(
+                f"tool name {self.name!r} is invalid: use 1-64 letters, digits, '_' or '-'"
+            )
+        if not isinstance(self.description, str):
+            raise ConfigurationError(f"tool {self.name!r}: description must be a string")
+        if not isinstance(self.parameters, Mapping):
+            raise ConfigurationError(
+                f"tool {self.name!r}: parameters must be a JSON Schema object (a dict), "
+                f"got {type(self.parameters).__name__}"
+            )
+        if self.parameters.get("type", "object") != "object":
+            raise ConfigurationError(
+                f"tool {self.name!r}: parameters must describe an object "
+                f"(type 'object'), got type {self.parameters.get('type')!r}"
+            )
+        try:
+            json.dumps(self.parameters)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"tool {self.name!r}: parameters are not JSON-serialisable: {exc}"
+            ) from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": dict(self.parameters),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ToolDefinition:
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            parameters=data.get("parameters", {"type": "object", "properties": {}}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks the application to run a tool.
+
+    ``arguments`` is the JSON text the model produced; :attr:`args` parses it.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The arguments as a dict (``{}`` when the model sent none).
+
+        Raises:
+            InvalidInputError: the model's arguments are not a JSON object.
+        """
+        if not self.arguments.strip():
+            return {}
+        try:
+            value = json.loads(self.arguments)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"tool call {self.id} ({self.name}): arguments are not valid JSON: {exc}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise InvalidInputError(
+                f"tool call {self.id} ({self.name}): arguments are JSON but not an object"
+            )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ToolCall:
+        return cls(id=data["id"], name=data["name"], arguments=data.get("arguments", "{}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The application's answer to a :class:`ToolCall`.
+
+    ``content`` is text the model reads; JSON text is the usual choice (see :meth:`from_value`).
+    """
+
+    call_id: str
+    content: str
+    is_error: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.call_id, str) or not self.call_id:
+            raise InvalidInputError("ToolResult.call_id must be the non-empty id of a ToolCall")
+        if not isinstance(self.content, str):
+            raise InvalidInputError(
+                f"ToolResult.content must be a string, got {type(self.content).__name__}; "
+                "use ToolResult.from_value() to send JSON"
+            )
+
+    @classmethod
+    def from_value(cls, call_id: str, value: Any, *, is_error: bool = False) -> ToolResult:
+        """Build a result whose content is ``value`` encoded as JSON."""
+        return cls(call_id=call_id, content=json.dumps(value), is_error=is_error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "content": self.content, "is_error": self.is_error}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ToolResult:
+        return cls(
+            call_id=data["call_id"], content=data["content"], is_error=data.get("is_error", False)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What a session should be: voice, model, instructions, tools, audio rate, provider extras.
+
+    Args:
+        voice: provider voice name; ``None`` uses the provider default.
+        model: provider model name; ``None`` uses the provider default.
+        instructions: the system prompt.
+        tools: the functions the model may call.
+        sample_rate: the PCM16 mono rate of the application's audio, in and out (8000-48000 Hz).
+            Audio is resampled to and from the provider's native rate.
+        extra: provider-specific settings (``api_key``, ``base_url``, turn detection, ...).
+    """
+
+    voice: str | None = None
+    model: str | None = None
+    instructions: str | None = None
+    tools: Sequence[ToolDefinition] = field(default_factory=list)
+    sample_rate: int = 24000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("voice", "model", "instructions"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"Config.{name} must be a string or None, got {type(value).__name__}"
+                )
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
+            raise ConfigurationError(
+                f"Config.sample_rate must be an int in Hz, got {self.sample_rate!r}"
+            )
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ConfigurationError(
+                f"Config.sample_rate={self.sample_rate} is outside "
+                f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            )
+        tools: object = self.tools
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
+            raise ConfigurationError("Config.tools must be a list of ToolDefinition")
+        seen: set[str] = set()
+        for tool in self.tools:
+            if not isinstance(tool, ToolDefinition):
+                raise ConfigurationError(
+                    f"Config.tools must hold ToolDefinition objects, got {type(tool).__name__}"
+                )
+            if tool.name in seen:
+                raise ConfigurationError(f"Config.tools declares {tool.name!r} twice")
+            seen.add(tool.name)
+        if not isinstance(self.extra, Mapping):
+            raise ConfigurationError("Config.extra must be a dict of provider settings")
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied; unknown field names are an error that names them.
+
+        ``extra`` is merged key by key rather than replaced, so an override of one provider setting
+        keeps the others.
+        """
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown Config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
+        if "extra" in changes and changes["extra"] is not None:
+            changes["extra"] = {**self.extra, **changes["extra"]}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain-data copy (tools as dicts), e.g. for Ray or an HTTP API."""
+        return {
+            "voice": self.voice,
+            "model": self.model,
+            "instructions": self.instructions,
+            "tools": [t.to_dict() for t in self.tools],
+            "sample_rate": self.sample_rate,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown Config field(s) {', '.join(unknown)}")
+        values = dict(data)
+        values["tools"] = [
+            t if isinstance(t, ToolDefinition) else ToolDefinition.from_dict(t)
+            for t in values.get("tools") or []
+        ]
+        values["extra"] = dict(values.get("extra") or {})
+        return cls(**values)

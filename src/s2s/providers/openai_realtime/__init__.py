@@ -1,0 +1,20 @@
+"""OpenAI Realtime (GA) provider: ``s2s.new("openai_realtime", config)``.
+
+Modules: :mod:`.wire` (message models), :mod:`.protocol` (sans-I/O state machine),
+:mod:`.settings` (``Config`` -> settings), :mod:`.client` (the provider and its transport).
+"""
+
+from .client import OpenAIRealtimeProvider, create
+from .protocol import OpenAIRealtimeProtocol
+from .settings import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_VOICE, OpenAISettings, resolve
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "DEFAULT_VOICE",
+    "OpenAIRealtimeProtocol",
+    "OpenAIRealtimeProvider",
+    "OpenAISettings",
+    "create",
+    "resolve",
+]

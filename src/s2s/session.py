@@ -1,0 +1,649 @@
+"""The live session: pumps a provider protocol over a transport and keeps the call going.
+
+A :class:`Session` owns one provider connection at a time (a *link*: a sans-I/O protocol object
+plus its transport). It resamples the caller's audio to the provider's rate and the provider's
+audio to the application's rate, runs hooks, and hands events to :meth:`Session.recv`.
+
+When the protocol asks for it (a provider time limit, a ``goAway``) or the connection drops with
+a retryable error, the session *continues the call*: it builds a new protocol from the old one's
+:class:`~s2s.protocol.Continuation`, connects, waits until the new link is ready, and only then
+makes it current. Everything the application sends in the meantime is buffered in order and
+replayed into the new link, so no caller audio, text or tool result is lost; the application
+sees one SESSION_RESUMED event with the measured gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .audio.resample import StreamResampler, check_pcm16
+from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Config, ToolResult
+from .errors import (
+    InvalidInputError,
+    ProviderConnectionError,
+    ProviderProtocolError,
+    S2SError,
+    SessionClosedError,
+    SessionExpiredError,
+)
+from .events import EventType, Role, SessionEvent
+from .hooks import Hooks, run_hook
+from .log import logger, session_id_var
+from .protocol import Continuation, ProviderProtocol
+from .transport import Transport, TransportClosed
+
+if TYPE_CHECKING:
+    from .engine import Provider
+
+__all__ = ["Session"]
+
+_now = time.monotonic
+log = logger.getChild("session")
+
+#: Most caller audio buffered while a connection is being replaced (native-rate milliseconds).
+MAX_SWITCH_BUFFER_MS = 60_000
+
+
+@dataclass(slots=True)
+class _Stop:
+    error: S2SError | None
+
+
+@dataclass(eq=False, slots=True)
+class _Link:
+    """One provider connection."""
+
+    protocol: ProviderProtocol
+    transport: Transport | None = None
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    error: S2SError | None = None
+    retired: bool = False
+    deadline: float | None = None
+
+
+@dataclass(slots=True)
+class _Switch:
+    """Application input held while the call moves to a new connection."""
+
+    started: float
+    ops: list[tuple[str, Any]] = field(default_factory=list)
+    audio_bytes: int = 0
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters for one session (cheap; read them for metrics)."""
+
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
+    events: int = 0
+    resumptions: int = 0
+    last_gap_ms: float = 0.0
+
+
+class Session:
+    """A live speech-to-speech session. Create it with ``await engine.start()``.
+
+    Use it as an async context manager, or call :meth:`close` when the call ends::
+
+        async with await engine.start() as session:
+            await session.send_audio(chunk)
+            async for event in session.recv():
+                ...
+
+    All ``send_*`` methods raise :class:`~s2s.errors.SessionClosedError` after the session
+    closed and :class:`~s2s.errors.InvalidInputError` for bad arguments (the session is then
+    unchanged). :meth:`recv` yields events until the session closes; if it closed because of a
+    fatal error, :meth:`recv` raises that error after the last event.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        config: Config,
+        *,
+        hooks: Hooks | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.id = session_id or uuid.uuid4().hex
+        self.provider = provider.name
+        self.config = config
+        self.stats = SessionStats()
+        self._provider = provider
+        self._hooks = hooks or Hooks()
+        self._queue: asyncio.Queue[SessionEvent | _Stop] = asyncio.Queue()
+        self._link: _Link | None = None
+        self._switch: _Switch | None = None
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._failure: S2SError | None = None
+        self._in_resampler: StreamResampler | None = None
+        self._out_resampler = StreamResampler(provider.output_rate, config.sample_rate)
+        self._deliver_lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_audio_item: str | None = None
+        self._user_text: list[str] = []
+        self._assistant_text: list[str] = []
+        self._context = contextvars.copy_context()
+        self._context.run(session_id_var.set, self.id)
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    async def send_audio(self, audio: bytes, *, sample_rate: int | None = None) -> None:
+        """Send caller audio: PCM16 mono at ``sample_rate`` (default ``config.sample_rate``).
+
+        Any rate from 8 kHz to 48 kHz works; it is resampled to the provider's rate by a
+        stateful streaming resampler. Chunks of 10-100 ms suit live audio.
+        """
+        self._ensure_open("send_audio")
+        pcm = check_pcm16(audio)
+        rate = self.config.sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, int):
+            raise InvalidInputError(f"sample_rate must be an int in Hz, got {rate!r}")
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise InvalidInputError(
+                f"sample_rate={rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            )
+        if not pcm:
+            return
+        native = b""
+        if self._in_resampler is None or self._in_resampler.in_rate != rate:
+            if self._in_resampler is not None:
+                native = self._in_resampler.flush()
+            self._in_resampler = StreamResampler(rate, self._provider.input_rate)
+        native += self._in_resampler.process(pcm)
+        self.stats.audio_in_ms += len(pcm) / 2 / rate * 1000
+        if native:
+            await self._apply("audio", native)
+
+    async def send_text(self, text: str) -> None:
+        """Send a typed user message; the model answers it."""
+        self._ensure_open("send_text")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidInputError("text is empty")
+        await self._apply("text", text)
+
+    async def send_tool_result(self, result: ToolResult) -> None:
+        """Answer a TOOL_CALL event. Results survive connection switches."""
+        self._ensure_open("send_tool_result")
+        if not isinstance(result, ToolResult):
+            raise InvalidInputError(
+                f"send_tool_result needs a ToolResult, got {type(result).__name__}"
+            )
+        await self._apply("tool_result", result)
+
+    async def interrupt(self) -> None:
+        """Stop the model's current answer and make it forget what the caller did not hear.
+
+        An INTERRUPTED event follows so playback queues can be flushed.
+        """
+        self._ensure_open("interrupt")
+        link = self._link
+        if link is not None:
+            link.protocol.interrupt(_now())
+            await self._after(link)
+
+    async def end_turn(self) -> None:
+        """The caller finished speaking: commit their audio and ask for an answer.
+
+        Only needed with manual turn detection (``extra={"turn_detection": "none"}``).
+        """
+        self._ensure_open("end_turn")
+        await self._apply("end_turn", None)
+
+    def report_playback(self, item_id: str, played_ms: int | float) -> None:
+        """Tell the session how much of an assistant audio item the caller has heard.
+
+        ``item_id`` comes from AUDIO_OUTPUT events. With reports, an interruption cuts the
+        model's memory of its answer exactly where the caller stopped hearing it; without them
+        the session estimates by wall clock.
+        """
+        if not isinstance(item_id, str) or not item_id:
+            raise InvalidInputError("report_playback needs the item_id of an AUDIO_OUTPUT event")
+        if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
+            raise InvalidInputError(f"played_ms must be a number, got {played_ms!r}")
+        if played_ms < 0:
+            raise InvalidInputError(f"played_ms must be >= 0, got {played_ms}")
+        if self._link is not None:
+            self._link.protocol.report_playback(item_id, int(played_ms))
+
+    async def recv(self) -> AsyncIterator[SessionEvent]:
+        """Yield events until the session closes (raises the fatal error, if one closed it)."""
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Stop):
+                self._queue.put_nowait(item)  # later recv() calls stop too
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def __aiter__(self) -> AsyncIterator[SessionEvent]:
+        return self.recv()
+
+    def snapshot(self) -> Continuation:
+        """The state a new session needs to continue this call (see ``S2S.start(resume=...)``)."""
+        if self._link is None:
+            return Continuation()
+        return self._link.protocol.continuation("snapshot")
+
+    @property
+    def idle(self) -> bool:
+        """True when no response is in progress and no tool call awaits a result."""
+        return self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Wait until :attr:`idle` (wrap in ``asyncio.timeout()`` to bound the wait)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """End the session politely and release the connection. Safe to call twice."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        links = [link for link in (self._link,) if link is not None]
+        for link in links:
+            await self._retire(link, polite=True)
+        self._cancel_tasks()
+        self._queue.put_nowait(_Stop(None))
+        self._closed.set()
+        log.info("session closed")
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    async def _start(self, continuation: Continuation | None = None) -> None:
+        """Connect (retrying retryable failures) and wait until the provider is ready."""
+        try:
+            self._link = await self._connect(continuation)
+        except BaseException:
+            self._closing = True
+            self._cancel_tasks()
+            self._closed.set()
+            raise
+        self._update_idle(self._link)
+        log.info("session started with %s", self.provider)
+
+    async def _connect(self, continuation: Continuation | None) -> _Link:
+        policy = self._provider.reconnect
+        last: S2SError | None = None
+        for attempt in range(policy.attempts):
+            if attempt:
+                await asyncio.sleep(policy.delay(attempt - 1))
+            link = _Link(self._provider.new_protocol(continuation))
+            try:
+                link.transport = await asyncio.wait_for(
+                    self._provider.connect(), self._provider.connect_timeout
+                )
+            except TimeoutError:
+                last = ProviderConnectionError(
+                    f"{self.provider}: connecting timed out after "
+                    f"{self._provider.connect_timeout:.0f} s",
+                    provider=self.provider,
+                )
+                continue
+            except S2SError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+                log.warning("connect attempt %d failed: %s", attempt + 1, exc)
+                continue
+            self._spawn(self._read_loop(link), link)
+            self._spawn(self._timer_loop(link), link)
+            link.protocol.connection_made(_now())
+            await self._after(link)
+            try:
+                await asyncio.wait_for(link.settled.wait(), self._provider.setup_timeout)
+            except TimeoutError:
+                link.error = ProviderConnectionError(
+                    f"{self.provider}: no answer to session setup within "
+                    f"{self._provider.setup_timeout:.0f} s",
+                    provider=self.provider,
+                )
+            if link.error is None:
+                return link
+            await self._retire(link, polite=False)
+            if not link.error.retryable:
+                raise link.error
+            last = link.error
+            log.warning("setup attempt %d failed: %s", attempt + 1, link.error)
+        assert last is not None
+        raise ProviderConnectionError(
+            f"{self.provider}: gave up after {policy.attempts} attempts: {last.message}",
+            code=last.code,
+            provider=self.provider,
+        ) from last
+
+    # -- the pump ---------------------------------------------------------------------------
+
+    def _ensure_open(self, what: str) -> None:
+        if self._closing:
+            reason = f": {self._failure}" if self._failure else ""
+            raise SessionClosedError(f"{what}() on a closed session{reason}")
+
+    async def _apply(self, op: str, value: Any) -> None:
+        """Hand one application input to the current link, or hold it during a switch."""
+        switch = self._switch
+        if switch is not None:
+            if op == "audio":
+                switch.audio_bytes += len(value)
+                limit = MAX_SWITCH_BUFFER_MS * self._provider.input_rate * 2 // 1000
+                if switch.audio_bytes > limit:
+                    raise InvalidInputError(
+                        f"the provider connection is being replaced and more than "
+                        f"{MAX_SWITCH_BUFFER_MS // 1000} s of audio is already waiting; "
+                        "retry shortly"
+                    )
+            switch.ops.append((op, value))
+            return
+        link = self._link
+        if link is None:
+            raise SessionClosedError(f"{op}: the session has no connection")
+        self._dispatch(link.protocol, op, value)
+        await self._after(link)
+
+    @staticmethod
+    def _dispatch(protocol: ProviderProtocol, op: str, value: Any) -> None:
+        now = _now()
+        if op == "audio":
+            protocol.send_audio(value, now)
+        elif op == "text":
+            protocol.send_text(value, now)
+        elif op == "tool_result":
+            protocol.send_tool_result(value, now)
+        elif op == "end_turn":
+            protocol.end_turn(now)
+        else:  # pragma: no cover - internal
+            raise AssertionError(op)
+
+    async def _after(self, link: _Link) -> None:
+        """Deliver new events, send new frames, and act on the protocol's flags."""
+        protocol = link.protocol
+        async with self._deliver_lock:
+            for event in protocol.events_received():
+                await self._deliver(event)
+        if link.transport is not None and not link.retired:
+            try:
+                async with link.send_lock:
+                    while frames := protocol.data_to_send():
+                        for frame in frames:
+                            await link.transport.send(frame)
+            except TransportClosed:
+                pass  # the read loop sees the close and decides what happens next
+        if link.deadline != protocol.deadline:
+            link.deadline = protocol.deadline
+            link.wake.set()
+        if link is not self._link:  # a link being set up
+            if link.error is None and protocol.failure is not None:
+                link.error = protocol.failure
+            if link.error is not None or protocol.ready:
+                link.settled.set()
+            return
+        self._update_idle(link)
+        if protocol.failure is not None:
+            await self._fail(protocol.failure)
+        elif protocol.rotation is not None and self._switch is None and not self._closing:
+            reason, protocol.rotation = protocol.rotation, None
+            self._spawn(self._continue(link, reason, lost=False))
+
+    def _update_idle(self, link: _Link) -> None:
+        if link.protocol.idle:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    async def _read_loop(self, link: _Link) -> None:
+        protocol = link.protocol
+        assert link.transport is not None
+        try:
+            while True:
+                data = await link.transport.recv()
+                protocol.receive_data(data, _now())
+                await self._after(link)
+        except TransportClosed as closed:
+            error = protocol.connection_lost(closed.code, closed.reason, _now())
+            await self._after(link)
+            await self._link_lost(link, error, closed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a protocol must not hang the call silently
+            log.exception("protocol failure")
+            error = ProviderProtocolError(
+                f"{self.provider}: cannot process a provider message: {exc!r}",
+                provider=self.provider,
+            )
+            link.error = error
+            link.settled.set()
+            if link is self._link:
+                await self._fail(error)
+
+    async def _link_lost(
+        self, link: _Link, error: S2SError | None, closed: TransportClosed
+    ) -> None:
+        if link.retired or self._closing:
+            return
+        if error is None:
+            error = ProviderConnectionError(
+                f"{self.provider}: the provider closed the connection (code={closed.code})",
+                code=str(closed.code) if closed.code is not None else None,
+                provider=self.provider,
+            )
+        if link is not self._link:  # failed during setup: _connect decides
+            link.error = link.error or error
+            link.settled.set()
+            return
+        if error.retryable:
+            reason = (
+                "session_expired" if isinstance(error, SessionExpiredError) else "connection_lost"
+            )
+            log.warning("connection ended (%s); continuing the call on a new one", error)
+            self._spawn(self._continue(link, reason, lost=True))
+        else:
+            await self._fail(error)
+
+    async def _timer_loop(self, link: _Link) -> None:
+        protocol = link.protocol
+        while not link.retired:
+            link.wake.clear()
+            deadline = protocol.deadline
+            link.deadline = deadline
+            if deadline is not None and deadline <= _now():
+                protocol.timer_expired(_now())
+                await self._after(link)
+                if protocol.deadline == deadline:  # guard against a protocol that did not move it
+                    await asyncio.sleep(0.01)
+                continue
+            timeout = None if deadline is None else deadline - _now()
+            try:
+                await asyncio.wait_for(link.wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    # -- continuing on a new connection -----------------------------------------------------
+
+    async def _continue(self, old: _Link, reason: str, *, lost: bool) -> None:
+        if self._switch is not None or self._closing:
+            return
+        started = _now()
+        self._switch = _Switch(started=started)
+        carry = old.protocol.continuation(reason)
+        if lost:
+            old.retired = True
+        log.info(
+            "continuing the call on a new connection (%s; %d history items, %d ms pending audio)",
+            reason,
+            len(carry.conversation),
+            len(carry.pending_audio) // 2 * 1000 // self._provider.input_rate,
+        )
+        try:
+            link = await self._connect(carry)
+        except S2SError as exc:
+            self._switch = None
+            await self._fail(exc)
+            return
+        switch, self._switch = self._switch, None
+        self._link = link
+        buffered_ms = switch.audio_bytes / 2 / self._provider.input_rate * 1000
+        for op, value in switch.ops:
+            self._dispatch(link.protocol, op, value)
+        gap_ms = (_now() - started) * 1000
+        self.stats.resumptions += 1
+        self.stats.last_gap_ms = gap_ms
+        resumed = SessionEvent(
+            type=EventType.SESSION_RESUMED,
+            reason=reason,
+            at=_now(),
+            data={
+                "gap_ms": round(gap_ms, 1),
+                "history_items": len(carry.conversation),
+                "replayed_audio_ms": round(
+                    len(carry.pending_audio) / 2 / self._provider.input_rate * 1000, 1
+                ),
+                "buffered_audio_ms": round(buffered_ms, 1),
+            },
+        )
+        async with self._deliver_lock:
+            await self._deliver(resumed)
+        await self._after(link)
+        if not lost:
+            await self._retire(old, polite=True)
+
+    async def _retire(self, link: _Link, *, polite: bool) -> None:
+        """Stop using ``link``: say goodbye if ``polite``, close the transport, stop its tasks."""
+        if link.transport is not None and polite and not link.retired:
+            link.protocol.close(_now())
+            try:
+                await asyncio.wait_for(self._after(link), 2.0)
+            except (TimeoutError, S2SError):
+                pass
+        link.retired = True
+        link.wake.set()
+        if link.transport is not None:
+            try:
+                await asyncio.wait_for(link.transport.close(), 2.0)
+            except (TimeoutError, OSError):
+                link.transport.abort()
+        current = asyncio.current_task()
+        for task in link.tasks:
+            if task is not current:
+                task.cancel()
+
+    async def _fail(self, error: S2SError) -> None:
+        if self._closing:
+            return
+        log.error("session failed: %s", error)
+        self._closing = True
+        self._failure = error
+        if self._link is not None:
+            await self._retire(self._link, polite=False)
+        self._cancel_tasks()
+        self._queue.put_nowait(_Stop(error))
+        self._closed.set()
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def _deliver(self, event: SessionEvent) -> None:
+        kind = event.type
+        if kind is EventType.AUDIO_OUTPUT:
+            if not self._out_resampler.passthrough:
+                audio = self._out_resampler.process(event.audio or b"")
+                if not audio:
+                    return
+                event = replace(event, audio=audio, sample_rate=self.config.sample_rate)
+            self._last_audio_item = event.item_id
+            self.stats.audio_out_ms += event.duration_ms
+        elif kind is EventType.TURN_END and not self._out_resampler.passthrough:
+            tail = self._out_resampler.flush()
+            if tail:
+                await self._publish(
+                    SessionEvent(
+                        type=EventType.AUDIO_OUTPUT,
+                        audio=tail,
+                        sample_rate=self.config.sample_rate,
+                        response_id=event.response_id,
+                        item_id=self._last_audio_item,
+                        at=event.at,
+                    )
+                )
+        elif kind is EventType.INTERRUPTED:
+            self._out_resampler.reset()
+
+        hooks = self._hooks
+        try:
+            if kind is EventType.TRANSCRIPT and event.final and event.text:
+                target = self._user_text if event.role is Role.USER else self._assistant_text
+                target.append(event.text)
+            elif kind is EventType.TURN_END and event.reason != "tool_calls":
+                user, assistant = " ".join(self._user_text), " ".join(self._assistant_text)
+                self._user_text.clear()
+                self._assistant_text.clear()
+                if hooks.on_turn is not None:
+                    await run_hook(hooks.on_turn, user, assistant)
+            elif kind is EventType.INTERRUPTED and hooks.on_interrupt is not None:
+                await run_hook(hooks.on_interrupt)
+            elif kind is EventType.TOOL_CALL and hooks.on_tool_call is not None:
+                await run_hook(hooks.on_tool_call, event.tool_call)
+            elif kind is EventType.ERROR and hooks.on_error is not None and event.error:
+                replaced = await run_hook(hooks.on_error, event.error)
+                if replaced is None:
+                    return
+                event = replace(event, error=replaced)
+        except Exception as exc:
+            log.exception("hook failed on %s", kind.value)
+            await self._publish(event)
+            await self._publish(
+                SessionEvent(
+                    type=EventType.ERROR,
+                    error=S2SError(f"a hook raised while handling {kind.value}: {exc!r}"),
+                    at=_now(),
+                )
+            )
+            return
+        await self._publish(event)
+
+    async def _publish(self, event: SessionEvent) -> None:
+        self.stats.events += 1
+        self._queue.put_nowait(event)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], link: _Link | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(coro, context=self._context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if link is not None:
+            link.tasks.append(task)
+
+    def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()

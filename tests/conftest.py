@@ -1,0 +1,46 @@
+"""Shared fixtures: a clean environment, timeouts in one scalable unit, and the emulators."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+import s2s
+from s2s.emulators.openai import OpenAIEmulator
+
+#: Seconds; scale every timeout with S2S_TESTS_TIMEOUT_FACTOR on a slow machine.
+SECOND = float(os.environ.get("S2S_TESTS_TIMEOUT_FACTOR", "1"))
+
+OPENAI_KEY = "sk-test-0123456789"
+
+_PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "REDIS_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real provider or pick up a developer's keys."""
+    for name in _PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def openai_emulator() -> AsyncIterator[OpenAIEmulator]:
+    async with OpenAIEmulator(api_key=OPENAI_KEY, record=True, speed=8.0) as emulator:
+        yield emulator
+
+
+def openai_config(emulator: OpenAIEmulator, **kwargs: object) -> s2s.Config:
+    extra = {"api_key": OPENAI_KEY, "base_url": emulator.url}
+    extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
+    return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]
