@@ -318,9 +318,9 @@ class Session:
                 continue
             self._spawn(self._read_loop(link), link)
             self._spawn(self._timer_loop(link), link)
-            link.protocol.connection_made(_now())
-            await self._after(link)
             try:
+                link.protocol.connection_made(_now())
+                await self._after(link)
                 await asyncio.wait_for(link.settled.wait(), self._provider.setup_timeout)
             except TimeoutError:
                 link.error = ProviderConnectionError(
@@ -328,6 +328,10 @@ class Session:
                     f"{self._provider.setup_timeout:.0f} s",
                     provider=self.provider,
                 )
+            except BaseException:  # cancelled (the session closed) or a bug: drop the link
+                link.retired = True
+                link.transport.abort()
+                raise
             if link.error is None:
                 return link
             await self._retire(link, polite=False)
@@ -508,6 +512,9 @@ class Session:
         except S2SError as exc:
             self._switch = None
             await self._fail(exc)
+            return
+        if self.closed:  # closed while we were connecting
+            await self._retire(link, polite=True)
             return
         switch, self._switch = self._switch, None
         self._link = link

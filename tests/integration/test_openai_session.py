@@ -358,3 +358,15 @@ async def test_frame_processor_ends_with_a_fatal_error(openai_emulator):
     with pytest.raises(s2s.InvalidRequestError, match="gone"):
         async for _ in s2s.as_frame_processor(engine)(frames()):
             pass
+
+
+async def test_closing_during_a_reconnect_leaves_nothing_behind(openai_emulator):
+    openai_emulator.options.event_delay_s = 0.3  # slow the new connection's setup
+    engine = s2s.new("openai_realtime", openai_config(openai_emulator))
+    session = await engine.start()
+    openai_emulator.drop_connections()
+    await asyncio.sleep(0.2)  # the session is reconnecting
+    await session.close()
+    await asyncio.sleep(1.0)
+    assert openai_emulator.live_sessions == []
+    assert [e.type for e in [e async for e in session.recv()]] == []

@@ -25,9 +25,7 @@ from ..config import Config, ToolDefinition, ToolResult
 from ..events import EventType, SessionEvent
 from ..registry import list_providers, new
 from ..session import Session
-
-#: Environment variables that hold each provider's key (the demo uses the emulator without one).
-KEY_VARIABLES = {"openai_realtime": ("OPENAI_API_KEY",)}
+from .emulate import PROVIDER_EMULATORS, emulator_cli
 
 LOOKUP_ORDER = ToolDefinition(
     name="lookup_order",
@@ -79,19 +77,21 @@ def add_parser(sub: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def _provider_settings(provider: str) -> AsyncIterator[dict[str, Any]]:
-    """Extra settings pointing at the real provider (key set) or a local emulator."""
-    if any(os.environ.get(var) for var in KEY_VARIABLES.get(provider, ())):
+    """Extra settings pointing at the real provider (key set) or its local emulator."""
+    emulator = PROVIDER_EMULATORS.get(provider)
+    if emulator is None:
+        print(f"{provider} has no local emulator: using the real API")
+        yield {}
+        return
+    cli = emulator_cli(emulator)
+    if any(os.environ.get(var) for var in cli.KEY_VARIABLES):
         print(f"using the real {provider} API (key found in the environment)")
         yield {}
         return
-    if provider == "openai_realtime":
-        from ..emulators.openai import OpenAIEmulator
-
-        async with OpenAIEmulator(api_key="sk-s2s-demo", response_delay_s=0.2) as emulator:
-            print(f"no OPENAI_API_KEY set: using the local emulator at {emulator.url}")
-            yield {"api_key": "sk-s2s-demo", "base_url": emulator.url}
-        return
-    raise SystemExit(f"s2s demo: no emulator for provider {provider!r}; set its API key")
+    async with cli.local_settings(response_delay_s=0.2) as extra:
+        where = extra.get("base_url") or extra.get("endpoint") or "loopback"
+        print(f"no {' / '.join(cli.KEY_VARIABLES)} set: using the local emulator at {where}")
+        yield extra
 
 
 class _Printer:

@@ -1,0 +1,69 @@
+"""``s2s emulate openai``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..serve import serve_until_stopped
+from .server import OpenAIEmulator
+
+__all__ = ["KEY_VARIABLES", "add_parser", "local_settings"]
+
+#: Environment variables that hold a real key (the demo uses this emulator without one).
+KEY_VARIABLES = ("OPENAI_API_KEY",)
+
+
+def add_parser(which: Any) -> None:
+    parser: argparse.ArgumentParser = which.add_parser(
+        "openai",
+        help="OpenAI Realtime (GA) on ws://HOST:PORT/v1/realtime",
+        description="OpenAI Realtime GA emulator. Deterministic: 'call <tool> <json>' text calls "
+        "a declared tool, other text is quoted back, audio turns report the seconds "
+        "of speech heard.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument(
+        "--api-key", default=None, help="the only key to accept (default: accept any non-empty key)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=4.0, help="response audio speed, x real time (default 4)"
+    )
+    parser.add_argument(
+        "--response-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="model latency before the first output (default 0)",
+    )
+    parser.add_argument(
+        "--session-limit",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="session time limit before session_expired (default 3600)",
+    )
+    parser.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with OpenAIEmulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        speed=args.speed,
+        response_delay_s=args.response_delay,
+        session_limit_s=args.session_limit,
+    ) as emulator:
+        await serve_until_stopped(emulator.url)
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def local_settings(**options: Any) -> AsyncIterator[dict[str, Any]]:
+    """Run this emulator; yield the ``Config.extra`` that points a session at it."""
+    async with OpenAIEmulator(api_key="sk-s2s-local", **options) as emulator:
+        yield {"api_key": "sk-s2s-local", "base_url": emulator.url}
