@@ -8,8 +8,7 @@ delay), with a measured 45 dB SNR on a 440 Hz tone at 8 kHz -> 24 kHz.
 
 from __future__ import annotations
 
-import numpy as np
-import soxr
+from typing import Any
 
 from ..errors import InvalidInputError
 
@@ -41,18 +40,23 @@ class StreamResampler:
     (after an interruption). Equal rates pass audio through untouched.
     """
 
-    __slots__ = ("_stream", "in_rate", "out_rate")
+    __slots__ = ("_np", "_stream", "in_rate", "out_rate")
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise InvalidInputError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._stream = (
-            None
-            if in_rate == out_rate
-            else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality="HQ", vr=True)
-        )
+        self._stream: Any = None
+        self._np: Any = None
+        if in_rate != out_rate:
+            import numpy  # loaded only when a stream really needs resampling
+            import soxr
+
+            self._np = numpy
+            self._stream = soxr.ResampleStream(
+                in_rate, out_rate, 1, dtype="int16", quality="HQ", vr=True
+            )
 
     @property
     def passthrough(self) -> bool:
@@ -62,14 +66,14 @@ class StreamResampler:
         """Resample the next chunk; may return fewer samples than the ratio while filling."""
         if self._stream is None or not pcm:
             return pcm
-        out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
+        out = self._stream.resample_chunk(self._np.frombuffer(pcm, dtype="<i2"))
         return bytes(out.astype("<i2", copy=False).tobytes())
 
     def flush(self) -> bytes:
         """Return what the filter still holds and start a fresh stream."""
         if self._stream is None:
             return b""
-        out = self._stream.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
+        out = self._stream.resample_chunk(self._np.zeros(0, dtype="<i2"), last=True)
         self._stream.clear()
         return bytes(out.astype("<i2", copy=False).tobytes())
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ...providers.openai_realtime.wire import CLIENT_EVENT_MODELS
+from ...providers.openai_realtime.schema import CLIENT_EVENT_MODELS
 from .events import VALID_CLIENT_TYPES
 
 __all__ = ["ValidationFailure", "validate"]
