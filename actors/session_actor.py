@@ -1,0 +1,442 @@
+"""One Ray actor per live call: it owns the provider session and everything about the call.
+
+The actor
+
+* opens the ``s2s`` session (continuing a saved one when it replaces an actor that died),
+* takes the caller's input from ingress replicas over its media channel (in order),
+* publishes every event as a versioned envelope (replay log + pub/sub, see ``s2s.service``),
+* sends tool calls to the pool that serves the tool, applies each result exactly once, and
+  answers the model with an error result when a call outlives its pool's timeout,
+* saves the conversation state a replacement would need, keeps a lease in the live-session
+  registry, closes the call after ``idle_timeout_s`` without caller input or at
+  ``max_duration_s``, and frees its name when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import ray
+
+import s2s
+from s2s.errors import InvalidInputError, S2SError, SessionClosedError
+from s2s.events import EventType, SessionEvent
+from s2s.log import logger, session_id_var
+from s2s.service.config import ServiceConfig
+from s2s.service.eventlog import EventLog, last_seq
+from s2s.service.media import Endpoint, MediaServer
+from s2s.service.metrics import Metrics
+from s2s.service.state import SessionStore
+from s2s.tools.queue import ToolRequest, read_results, submit
+
+from .spec import SessionSpec, media_host, provider_config
+
+__all__ = ["SessionActor"]
+
+log = logger.getChild("actor")
+
+#: Lease length in the live registry; refreshed at a third of it.
+LEASE_S = 30.0
+
+
+class SessionActor:
+    """The body of the session actor (wrapped with ``ray.remote`` in :mod:`actors.handles`)."""
+
+    def __init__(self, session_id: str, spec: dict[str, Any], service: dict[str, Any]) -> None:
+        self.session_id = session_id
+        self.spec = SessionSpec.from_dict(spec)
+        self.service = ServiceConfig.model_validate(service)
+        session_id_var.set(session_id)
+        self._start_lock = asyncio.Lock()
+        self._started: dict[str, Any] | None = None
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._session: s2s.Session | None = None
+        self._log: EventLog | None = None
+        self._store: SessionStore | None = None
+        self._redis: Any = None
+        self._media: MediaServer | None = None
+        self._endpoint: Endpoint | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending_tools: dict[str, dict[str, Any]] = {}
+        self._last_input = time.monotonic()
+        self._started_at = time.monotonic()
+        self._metrics = Metrics()
+        self._snapshot_due: asyncio.TimerHandle | None = None
+        self._close_reason = ""
+
+    # -- lifecycle (Ray methods) -----------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        """Connect the provider (or continue a saved call). Idempotent: racing callers share it."""
+        async with self._start_lock:
+            if self._started is not None:
+                return self._started
+            from redis.asyncio import Redis
+
+            self._redis = Redis.from_url(self.spec.redis_url)
+            self._store = SessionStore(self._redis, ttl_s=self.service.redis.replay_log_ttl_s)
+            saved = await self._store.load_state(self.session_id)
+            seq = max(
+                int((saved or {}).get("seq", 0)), await last_seq(self._redis, self.session_id)
+            )
+            self._log = EventLog(
+                self._redis,
+                self.session_id,
+                max_events=self.service.redis.replay_log_events,
+                ttl_s=self.service.redis.replay_log_ttl_s,
+                start_seq=seq,
+            )
+            engine = s2s.new(self.spec.provider, provider_config(self.service, self.spec))
+            resume = (saved or {}).get("continuation")
+            try:
+                self._session = await engine.start(session_id=self.session_id, resume=resume)
+            except S2SError as exc:
+                await self._end("start_failed", exc)
+                raise
+            self._pending_tools = dict((saved or {}).get("pending_tools") or {})
+            self._media = MediaServer(self._on_media, media_host(self.service))
+            self._endpoint = await self._media.start()
+            self._log.publish(
+                "session_started",
+                {
+                    "provider": self.spec.provider,
+                    "resumed": saved is not None,
+                    "sample_rate": self.spec.config["sample_rate"],
+                },
+            )
+            await self._store.update(
+                self.session_id, status="live", actor=ray_actor_name(self.session_id)
+            )
+            await self._store.lease(self.session_id, LEASE_S)
+            self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
+            for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
+                self._spawn(coro)
+            for call_id, pending in self._pending_tools.items():  # calls carried over
+                self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
+            self._started = {
+                "session_id": self.session_id,
+                "media": self._endpoint.to_dict(),
+                "resumed": saved is not None,
+                "seq": self._log.seq,
+            }
+            log.info(
+                "session actor started (%s%s)",
+                self.spec.provider,
+                ", resumed from saved state" if saved else "",
+            )
+            return self._started
+
+    async def media_endpoint(self) -> dict[str, Any]:
+        if self._endpoint is None:
+            await self.start()
+        assert self._endpoint is not None
+        return self._endpoint.to_dict()
+
+    async def info(self) -> dict[str, Any]:
+        session = self._session
+        return {
+            "session_id": self.session_id,
+            "provider": self.spec.provider,
+            "status": "closing" if self._closing else ("live" if session else "starting"),
+            "seq": self._log.seq if self._log else 0,
+            "duration_s": round(time.monotonic() - self._started_at, 1),
+            "idle_s": round(time.monotonic() - self._last_input, 1),
+            "pending_tool_calls": sorted(self._pending_tools),
+            "audio_in_s": round(session.stats.audio_in_ms / 1000, 2) if session else 0.0,
+            "audio_out_s": round(session.stats.audio_out_ms / 1000, 2) if session else 0.0,
+            "resumptions": session.stats.resumptions if session else 0,
+        }
+
+    async def close(self, reason: str = "closed_by_client") -> dict[str, Any]:
+        """End the call, publish ``session_closed``, release the name."""
+        await self._end(reason, None)
+        return {"session_id": self.session_id, "status": "closed", "reason": self._close_reason}
+
+    async def ping(self) -> bool:
+        return not self._closing
+
+    # -- caller input ------------------------------------------------------------------------------
+
+    async def _on_media(self, kind: str, payload: Any, sent_at: float) -> None:
+        session = self._session
+        if session is None or self._closing:
+            return
+        self._last_input = time.monotonic()
+        try:
+            if kind == "audio":
+                await session.send_audio(payload)
+                rate = self.spec.config["sample_rate"]
+                self._metrics.inc(
+                    "s2s_audio_in_seconds", len(payload) / 2 / rate, provider=self.spec.provider
+                )
+                if sent_at:
+                    self._metrics.observe(
+                        "s2s_added_latency_seconds", max(0.0, time.time() - sent_at), direction="in"
+                    )
+            elif kind == "text":
+                await session.send_text(payload)
+            elif kind == "interrupt":
+                await session.interrupt()
+            elif kind == "end_turn":
+                await session.end_turn()
+            elif kind == "playback":
+                session.report_playback(payload["item_id"], payload["played_ms"])
+            elif kind == "tool_result":
+                await self._apply_tool_result(
+                    str(payload["call_id"]),
+                    str(payload["content"]),
+                    bool(payload.get("is_error", False)),
+                    source="client",
+                )
+            elif kind == "close":
+                self._spawn(self._end("closed_by_client", None))
+            else:
+                raise InvalidInputError(f"unknown input kind {kind!r}")
+        except InvalidInputError as exc:  # the caller's mistake: tell them, keep the call
+            self._publish_error(exc)
+        except (KeyError, TypeError) as exc:
+            self._publish_error(InvalidInputError(f"malformed {kind} message: missing {exc}"))
+        except SessionClosedError:
+            pass
+
+    def _publish_error(self, error: S2SError) -> None:
+        if self._log is not None:
+            self._log.publish_event(SessionEvent(EventType.ERROR, error=error))
+
+    # -- provider output ---------------------------------------------------------------------------
+
+    async def _pump_events(self) -> None:
+        assert self._session is not None and self._log is not None
+        try:
+            async for event in self._session.recv():
+                self._log.publish_event(event)
+                await self._observe(event)
+        except S2SError as exc:
+            await self._end("provider_error", exc)
+            return
+        await self._end(self._close_reason or "session_ended", None)
+
+    async def _observe(self, event: SessionEvent) -> None:
+        kind = event.type
+        provider = self.spec.provider
+        if kind is EventType.AUDIO_OUTPUT:
+            self._metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
+        elif kind is EventType.TOOL_CALL and event.tool_call is not None:
+            await self._route_tool_call(event.tool_call)
+            self._save_soon()
+        elif kind is EventType.TOOL_CALL_CANCELLED:
+            for call_id in event.call_ids:
+                self._pending_tools.pop(call_id, None)
+        elif kind is EventType.ERROR and event.error is not None:
+            self._metrics.inc(
+                "s2s_provider_errors",
+                provider=provider,
+                code=str(event.error.code or type(event.error).__name__),
+            )
+        elif kind is EventType.SESSION_RESUMED:
+            self._metrics.inc(
+                "s2s_session_resumptions", provider=provider, reason=event.reason or ""
+            )
+            self._save_soon()
+        elif kind is EventType.TURN_END:
+            self._save_soon()
+
+    # -- tools -------------------------------------------------------------------------------------
+
+    async def _route_tool_call(self, call: s2s.ToolCall) -> None:
+        pool = self.spec.tool_pools.get(call.name)
+        if pool is None:
+            return  # a client-side tool: the client answers with a tool_result message
+        timeout = self.service.tool_pools[pool].timeout_s
+        deadline = time.time() + timeout
+        self._pending_tools[call.id] = {
+            "name": call.name,
+            "pool": pool,
+            "deadline": deadline,
+            "started": time.time(),
+        }
+        assert self._redis is not None
+        await submit(
+            self._redis,
+            ToolRequest(self.session_id, call.id, call.name, call.arguments, pool, deadline),
+        )
+        self._arm_tool_timeout(call.id, timeout)
+
+    def _arm_tool_timeout(self, call_id: str, delay: float) -> None:
+        async def expire() -> None:
+            await asyncio.sleep(delay)
+            pending = self._pending_tools.get(call_id)
+            if pending is not None:
+                timeout = self.service.tool_pools[pending["pool"]].timeout_s
+                await self._apply_tool_result(
+                    call_id,
+                    f"{pending['name']} did not answer within {timeout:g} s; "
+                    "tell the caller it is unavailable right now",
+                    True,
+                    source="timeout",
+                )
+
+        self._spawn(expire())
+
+    async def _read_tool_results(self) -> None:
+        assert self._redis is not None
+        last_id = "0-0"
+        while not self._closing:
+            try:
+                last_id, outcomes = await read_results(self._redis, self.session_id, last_id, 1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading tool results failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for outcome in outcomes:
+                await self._apply_tool_result(
+                    outcome.call_id,
+                    outcome.content,
+                    outcome.is_error,
+                    source="worker",
+                    worker=outcome.worker,
+                    attempt=outcome.attempt,
+                )
+
+    async def _apply_tool_result(
+        self,
+        call_id: str,
+        content: str,
+        is_error: bool,
+        *,
+        source: str,
+        worker: str = "",
+        attempt: int = 1,
+    ) -> None:
+        """Give the model a result, once per call id (later duplicates are dropped)."""
+        pending = self._pending_tools.pop(call_id, None)
+        session = self._session
+        if session is None:
+            return
+        if pending is None and source != "client":
+            log.info("dropping a duplicate or late result for %s (from %s)", call_id, source)
+            return
+        await session.send_tool_result(s2s.ToolResult(call_id, content, is_error))
+        latency = time.time() - pending["started"] if pending else 0.0
+        name = pending["name"] if pending else ""
+        assert self._log is not None
+        self._log.publish(
+            "tool_result",
+            {
+                "call_id": call_id,
+                "name": name,
+                "content": content,
+                "is_error": is_error,
+                "source": source,
+                "worker": worker,
+                "attempt": attempt,
+                "latency_ms": round(latency * 1000, 1),
+            },
+        )
+        if pending is not None:
+            self._metrics.observe(
+                "s2s_tool_latency_seconds", latency, pool=pending["pool"], tool=name
+            )
+        self._save_soon()
+
+    # -- state, lease, limits ----------------------------------------------------------------------
+
+    def _save_soon(self) -> None:
+        if self._snapshot_due is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._snapshot_due = loop.call_later(
+                self.service.sessions.snapshot_interval_s, lambda: self._spawn(self._save_state())
+            )
+
+    async def _save_state(self) -> None:
+        self._snapshot_due = None
+        session, store, event_log = self._session, self._store, self._log
+        if session is None or store is None or event_log is None:
+            return
+        continuation = session.snapshot()
+        continuation.pending_audio = b""  # the replay covers turns, not half-said sentences
+        await store.save_state(
+            self.session_id,
+            {
+                "continuation": continuation.to_dict(),
+                "seq": event_log.seq,
+                "pending_tools": self._pending_tools,
+            },
+        )
+
+    async def _housekeeping(self) -> None:
+        assert self._store is not None and self._redis is not None
+        settings = self.service.sessions
+        interval = min(LEASE_S / 3, settings.idle_timeout_s / 4, 5.0)
+        while not self._closing:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if now - self._last_input > settings.idle_timeout_s:
+                self._spawn(self._end("idle_timeout", None))
+                return
+            if now - self._started_at > settings.max_duration_s:
+                self._spawn(self._end("max_duration", None))
+                return
+            with contextlib.suppress(Exception):
+                await self._store.lease(self.session_id, LEASE_S)
+                await self._metrics.flush(self._redis)
+
+    async def _end(self, reason: str, error: S2SError | None) -> None:
+        """Close everything once; the last step frees the actor's name."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._close_reason = reason
+        log.info("session ending: %s%s", reason, f" ({error})" if error else "")
+        if self._snapshot_due is not None:
+            self._snapshot_due.cancel()
+        if self._media is not None:
+            await self._media.close()
+        if self._session is not None:
+            await self._session.close()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        try:
+            if self._log is not None:
+                self._log.publish(
+                    "session_closed",
+                    {"reason": reason, "error": error.to_dict() if error else None},
+                )
+                await asyncio.wait_for(self._log.flush(), 5.0)
+            if self._store is not None:
+                await self._store.update(
+                    self.session_id, status="closed", closed_reason=reason, closed_at=time.time()
+                )
+                await self._store.release(self.session_id)
+            self._metrics.inc("s2s_sessions_closed", provider=self.spec.provider, reason=reason)
+            if self._redis is not None:
+                await self._metrics.flush(self._redis)
+                await self._redis.aclose()
+        except Exception as exc:
+            log.warning("cleanup after close was incomplete: %s", exc)
+        self._closed.set()
+        asyncio.get_running_loop().call_later(0.2, _exit_actor)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def ray_actor_name(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def _exit_actor() -> None:
+    """Kill this actor process (releasing its name) once the last call returned."""
+    with contextlib.suppress(Exception):
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)

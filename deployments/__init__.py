@@ -1,0 +1,1 @@
+"""The Ray Serve layer: the ingress deployment and the commands that run the service."""

@@ -1,0 +1,132 @@
+"""``s2s up`` (the whole stack and a demo call) and ``s2s serve`` (the service alone).
+
+Registered with ``s2s`` through the ``s2s.commands`` entry-point group (pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+from s2s.service.config import load_config
+
+from .stack import local_stack
+
+__all__ = ["add_serve", "add_up"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="config.yaml (default: $S2S_CONFIG, else ./config.yaml if present, "
+        "else built-in defaults); S2S_* variables override any value",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tool-worker processes per pool (default 1)",
+    )
+
+
+def _config_path(given: str | None) -> str | None:
+    if given:
+        return given
+    default = Path("config.yaml")
+    return str(default) if default.exists() else None
+
+
+def add_up(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "up",
+        help="run the whole stack on embedded defaults and make a demo call",
+        description="Start an embedded Redis, a local Ray, the Serve ingress, an emulator for "
+        "each provider without an API key and the tool workers; then call it: stream a WAV "
+        "over the WebSocket, trigger a tool call a worker answers, print the events, write the "
+        "reply to a WAV. Everything stops on exit or Ctrl-C.",
+    )
+    _common(parser)
+    parser.add_argument(
+        "--provider",
+        default=None,
+        help="provider of the demo call (default: the config's default_provider)",
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        metavar="WAV",
+        help="caller audio (default: synthesised speech)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("demo-output"),
+        help="where caller.wav and reply.wav go (default ./demo-output)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=16000,
+        help="the caller's audio rate in Hz (default 16000)",
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="give up after SECONDS")
+    parser.set_defaults(run=run_up)
+
+
+def add_serve(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the service (Ray, Serve ingress, tool workers) until Ctrl-C",
+        description="Run the service locally: embedded Redis if configured, emulators for "
+        "providers without keys, a local Ray with the Serve ingress, and the tool workers.",
+    )
+    _common(parser)
+    parser.set_defaults(run=run_serve)
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    from .demo_caller import run_demo_call
+
+    path = _config_path(args.config)
+    config = load_config(path)
+    print("starting the stack (Redis, Ray, Serve, emulators, tool workers)...", flush=True)
+    async with local_stack(
+        config, config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
+    ) as info:
+        return await run_demo_call(
+            info,
+            provider=args.provider or info.config.default_provider,
+            sample_rate=args.sample_rate,
+            input_wav=args.input,
+            output_dir=args.output_dir,
+            limit_s=args.timeout,
+        )
+
+
+async def run_serve(args: argparse.Namespace) -> int:
+    path = _config_path(args.config)
+    config = load_config(path)
+    print("starting the service...", flush=True)
+    async with local_stack(
+        config, config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
+    ) as info:
+        print(
+            f"\nready: {info.base_url}  (API key: {info.api_key})\n"
+            f"  curl -H 'Authorization: Bearer {info.api_key}' {info.base_url}/v1/sessions\n"
+            "Ctrl-C to stop",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("stopping...", flush=True)
+    return 0

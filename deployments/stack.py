@@ -1,0 +1,325 @@
+"""The whole service on one machine: what ``s2s up`` and ``s2s serve`` run.
+
+:class:`LocalStack` starts, in order: an embedded Redis (if ``redis.url`` is ``embedded``), the
+local emulator of every provider that has no key in the environment (if
+``providers.<name>.emulate_without_key``), a local Ray with the session-slot resource, the Serve
+application, and one supervised ``s2s tool-worker`` process per pool (restarted if it dies). It
+stops everything, in reverse, on :meth:`LocalStack.stop` (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from s2s.cli.emulate import PROVIDER_EMULATORS, emulator_cli
+from s2s.log import logger
+from s2s.service.config import ServiceConfig
+from s2s.service.redis_server import EmbeddedRedis
+
+__all__ = ["LocalStack", "StackInfo"]
+
+log = logger.getChild("stack")
+
+
+@dataclass(slots=True)
+class StackInfo:
+    base_url: str
+    api_key: str
+    redis_url: str
+    config: ServiceConfig
+    emulated: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ws_base(self) -> str:
+        return "ws" + self.base_url[4:]
+
+
+class _EmulatorThread:
+    """Runs emulators on their own event loop in a background thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="s2s-emulators", daemon=True
+        )
+        self._exits: list[Callable[[], Any]] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def enter(self, manager: contextlib.AbstractAsyncContextManager[Any]) -> Any:
+        value = asyncio.run_coroutine_threadsafe(manager.__aenter__(), self.loop).result(30)
+        self._exits.append(lambda: manager.__aexit__(None, None, None))
+        return value
+
+    def stop(self) -> None:
+        for exit_ in reversed(self._exits):
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(exit_(), self.loop).result(10)
+        self._exits.clear()
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+
+class LocalStack:
+    """Start and stop the service locally (synchronous; call from a thread if in an event loop)."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        config_path: str | None = None,
+        workers_per_pool: int = 1,
+        verbose: bool = False,
+        emulator_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.workers_per_pool = workers_per_pool
+        self.verbose = verbose
+        self.emulator_options = emulator_options or {}
+        self.info: StackInfo | None = None
+        self._redis: EmbeddedRedis | None = None
+        self._emulators: _EmulatorThread | None = None
+        self._workers: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ray_started = False
+
+    # -- start --------------------------------------------------------------------------------
+
+    def start(self) -> StackInfo:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        config = self.config
+        redis_url = config.redis.url
+        if redis_url == "embedded":
+            self._redis = EmbeddedRedis()
+            redis_url = self._redis.start()
+            print(f"redis: embedded redis-server at {redis_url}", flush=True)
+        providers = {name: p.model_dump() for name, p in config.providers.items()}
+        emulated: dict[str, dict[str, Any]] = {}
+        for name, settings in config.providers.items():
+            if any(os.environ.get(var) for var in settings.api_key_env):
+                continue
+            if not settings.emulate_without_key or name not in PROVIDER_EMULATORS:
+                continue
+            if self._emulators is None:
+                self._emulators = _EmulatorThread()
+                self._emulators.start()
+            cli = emulator_cli(PROVIDER_EMULATORS[name])
+            extra = self._emulators.enter(cli.local_settings(**self.emulator_options))
+            emulated[name] = extra
+            providers[name]["extra"] = {**settings.extra, **extra}
+            where = extra.get("base_url") or extra.get("endpoint") or "loopback"
+            print(
+                f"{name}: no key in {'/'.join(settings.api_key_env)}; using the local "
+                f"emulator at {where}",
+                flush=True,
+            )
+        api_key = next(iter(config.auth.keys()), "") or f"s2s-local-{secrets.token_urlsafe(12)}"
+        self.config = config = config.with_overrides(
+            redis={**config.redis.model_dump(), "url": redis_url},
+            providers=providers,
+            auth={**config.auth.model_dump(), "api_keys": [*config.auth.api_keys, api_key]},
+        )
+        base_url = self._start_ray_and_serve(config)
+        self._start_workers(redis_url)
+        self.info = StackInfo(base_url, api_key, redis_url, config, emulated)
+        return self.info
+
+    def _start_ray_and_serve(self, config: ServiceConfig) -> str:
+        import ray
+        from ray import serve
+
+        from .app import build_app
+
+        if config.serve.direct_ingress:
+            os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
+        ray.init(
+            address="local",
+            namespace="s2s",
+            include_dashboard=False,
+            resources={config.sessions.resource: config.sessions.slots_per_node},
+            log_to_driver=self.verbose,
+            logging_level=logging.INFO if self.verbose else logging.WARNING,
+        )
+        self._ray_started = True
+        http_options: dict[str, Any] = {"host": config.serve.host, "port": config.serve.port}
+        if config.serve.request_timeout_s is not None:
+            http_options["request_timeout_s"] = config.serve.request_timeout_s
+        serve.start(http_options=http_options)
+        serve.run(build_app(config=config), name="s2s", route_prefix="/", blocking=False)
+        base = f"http://{config.serve.host}:{config.serve.port}"
+        if config.serve.direct_ingress:
+            base = self._direct_ingress_url(config.serve.host)
+        self._wait_healthy(base)
+        mode = "direct ingress" if config.serve.direct_ingress else "proxy"
+        print(f"serve: ingress at {base} ({mode})", flush=True)
+        return base
+
+    @staticmethod
+    def _direct_ingress_url(host: str, timeout: float = 60.0) -> str:
+        """Direct ingress gives each replica its own port from 30000; find the first one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for port in range(30000, 30016):
+                url = f"http://{host}:{port}"
+                with contextlib.suppress(OSError):
+                    urllib.request.urlopen(url + "/healthz", timeout=0.5).close()
+                    return url
+            time.sleep(0.25)
+        raise RuntimeError("no direct-ingress replica answered on ports 30000-30015")
+
+    @staticmethod
+    def _wait_healthy(base: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(base + "/healthz", timeout=1) as reply,
+            ):
+                if reply.status == 200:
+                    return
+            time.sleep(0.25)
+        raise RuntimeError(f"the ingress at {base} did not become healthy")
+
+    def _worker_command(self, pool: str, redis_url: str) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "s2s.cli",
+            "tool-worker",
+            "--pool",
+            pool,
+            "--redis-url",
+            redis_url,
+        ]
+        if self.config_path:
+            command += ["--config", self.config_path]
+        return command
+
+    def _start_workers(self, redis_url: str) -> None:
+        for pool in self.config.tool_pools:
+            for index in range(self.workers_per_pool):
+                self._spawn_worker(pool, index, redis_url)
+        print(
+            f"tools: {len(self._workers)} worker process(es) for pool(s) "
+            f"{', '.join(self.config.tool_pools)}",
+            flush=True,
+        )
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(redis_url,), name="s2s-worker-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _spawn_worker(self, pool: str, index: int, redis_url: str) -> None:
+        env = dict(os.environ)
+        self._workers[(pool, index)] = subprocess.Popen(
+            self._worker_command(pool, redis_url),
+            env=env,
+            stdout=None if self.verbose else subprocess.DEVNULL,
+            stderr=None if self.verbose else subprocess.DEVNULL,
+        )
+
+    def _supervise(self, redis_url: str) -> None:
+        while not self._stopping.wait(0.5):
+            for (pool, index), process in list(self._workers.items()):
+                if process.poll() is not None and not self._stopping.is_set():
+                    log.warning(
+                        "tool worker %s/%d exited (%s); starting a replacement",
+                        pool,
+                        index,
+                        process.returncode,
+                    )
+                    self._spawn_worker(pool, index, redis_url)
+
+    def worker_pids(self) -> dict[tuple[str, int], int]:
+        return {key: process.pid for key, process in self._workers.items()}
+
+    # -- stop ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self._workers.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self._workers.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._workers.clear()
+        if self._ray_started:
+            import ray
+            from ray import serve
+
+            with contextlib.suppress(Exception):
+                _close_sessions(self.config)
+            with contextlib.suppress(Exception):
+                serve.shutdown()  # type: ignore[no-untyped-call]
+            ray.shutdown()
+            self._ray_started = False
+        if self._emulators is not None:
+            self._emulators.stop()
+            self._emulators = None
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def __enter__(self) -> StackInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _close_sessions(config: ServiceConfig) -> None:
+    """Close every live session actor (they are detached: nothing else would stop them)."""
+    import ray
+
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == config.sessions.namespace
+    ]
+    refs: list[Any] = []
+    for name in names:
+        with contextlib.suppress(Exception):
+            refs.append(
+                ray.get_actor(name, namespace=config.sessions.namespace).close.remote(
+                    "service_shutdown"
+                )
+            )
+    with contextlib.suppress(Exception):
+        ray.get(refs, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def local_stack(config: ServiceConfig, **options: Any) -> AsyncIterator[StackInfo]:
+    """``async with local_stack(config) as info:`` (starts and stops in a worker thread)."""
+    stack = LocalStack(config, **options)
+    info = await asyncio.to_thread(stack.start)
+    try:
+        yield info
+    finally:
+        await asyncio.to_thread(stack.stop)

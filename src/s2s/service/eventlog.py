@@ -1,0 +1,147 @@
+"""Publishing a session's events: a capped replay log (Redis Stream) plus live pub/sub.
+
+Every envelope is written twice in one pipelined round trip: ``XADD <log> <seq>-0`` (capped with
+``MAXLEN ~``) and ``PUBLISH <channel>``. Pub/sub is fast but drops messages for slow or
+disconnected subscribers; the log lets any subscriber fetch exactly what it missed by sequence
+number (the stream id *is* the sequence number).
+
+:class:`EventLog` batches opportunistically: while one write is in flight, new envelopes queue
+and go out together in the next pipeline, so a burst costs one round trip, not one per event, and
+a lone event is never delayed by a timer. A Redis failure is retried; envelopes stay queued, in
+order, until written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..events import SessionEvent
+from ..log import logger
+from . import keys
+from .envelope import Envelope
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["EventLog", "last_seq", "read_log"]
+
+log = logger.getChild("eventlog")
+
+
+class EventLog:
+    """The publisher side for one session (owned by its actor)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        session_id: str,
+        *,
+        max_events: int,
+        ttl_s: int,
+        start_seq: int = 0,
+    ) -> None:
+        self._redis = redis
+        self.session_id = session_id
+        self._max_events = max_events
+        self._ttl_s = ttl_s
+        self._seq = start_seq
+        self._pending: list[Envelope] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._log_key = keys.event_log(session_id)
+        self._channel = keys.events_channel(session_id)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last envelope created."""
+        return self._seq
+
+    def publish_event(self, event: SessionEvent) -> Envelope:
+        self._seq += 1
+        envelope = Envelope.from_event(self.session_id, self._seq, time.time(), event)
+        self._queue(envelope)
+        return envelope
+
+    def publish(self, kind: str, data: dict[str, Any]) -> Envelope:
+        """Publish a service envelope (``session_started``, ``tool_result``, ...)."""
+        self._seq += 1
+        envelope = Envelope(self.session_id, self._seq, time.time(), kind, data)
+        self._queue(envelope)
+        return envelope
+
+    def _queue(self, envelope: Envelope) -> None:
+        self._pending.append(envelope)
+        self._idle.clear()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def flush(self) -> None:
+        """Wait until everything published so far is in Redis."""
+        await self._idle.wait()
+
+    async def _write(self) -> None:
+        failures = 0
+        while self._pending:
+            batch = self._pending
+            self._pending = []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for envelope in batch:
+                        packed = envelope.pack()
+                        pipe.xadd(
+                            self._log_key,
+                            {"e": packed},
+                            id=f"{envelope.seq}-0",
+                            maxlen=self._max_events,
+                            approximate=True,
+                        )
+                        pipe.publish(self._channel, packed)
+                    pipe.expire(self._log_key, self._ttl_s)
+                    await pipe.execute()
+                failures = 0
+            except asyncio.CancelledError:
+                self._pending[:0] = batch
+                raise
+            except Exception as exc:  # Redis down or failing over: keep order, retry
+                self._pending[:0] = batch
+                failures += 1
+                delay = min(2.0, 0.05 * 2**failures)
+                log.warning(
+                    "publishing %d events failed (%s); retrying in %.2f s", len(batch), exc, delay
+                )
+                await asyncio.sleep(delay)
+        self._idle.set()
+
+
+def _decode(entries: list[Any]) -> list[Envelope]:
+    out = []
+    for _entry_id, fields in entries:
+        raw = fields.get(b"e") if isinstance(fields, dict) else None
+        if raw is not None:
+            out.append(Envelope.unpack(raw))
+    return out
+
+
+async def read_log(
+    redis: Redis,
+    session_id: str,
+    after_seq: int,
+    *,
+    until_seq: int | None = None,
+    count: int | None = None,
+) -> list[Envelope]:
+    """Envelopes with ``after_seq < seq <= until_seq`` from the replay log, oldest first."""
+    end = f"{until_seq}-0" if until_seq is not None else "+"
+    entries: Any = await redis.xrange(
+        keys.event_log(session_id), f"{after_seq + 1}-0", end, count=count
+    )
+    return _decode(entries)
+
+
+async def last_seq(redis: Redis, session_id: str) -> int:
+    """The highest sequence number in the log (0 if empty): where a replacement actor resumes."""
+    entries: Any = await redis.xrevrange(keys.event_log(session_id), count=1)
+    return _decode(entries)[0].seq if entries else 0

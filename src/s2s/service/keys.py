@@ -1,0 +1,57 @@
+"""Redis key names. Per-session keys share a ``{hash tag}`` so a Redis Cluster keeps them on one
+shard (sharded pub/sub and multi-key pipelines stay on one node)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "LIVE_SESSIONS",
+    "METRICS",
+    "events_channel",
+    "event_log",
+    "session_meta",
+    "session_state",
+    "tool_calls",
+    "tool_dead_letters",
+    "tool_results",
+]
+
+PREFIX = "s2s"
+LIVE_SESSIONS = f"{PREFIX}:sessions:live"
+"""Sorted set: session id -> lease expiry (unix seconds)."""
+METRICS = f"{PREFIX}:metrics"
+"""Hash of cluster-wide counters and histogram buckets."""
+
+
+def events_channel(session_id: str) -> str:
+    """Pub/sub channel carrying the session's event envelopes (live, best effort)."""
+    return f"{PREFIX}:{{{session_id}}}:events"
+
+
+def event_log(session_id: str) -> str:
+    """Capped stream of the same envelopes; entry id ``<seq>-0`` (the replay log)."""
+    return f"{PREFIX}:{{{session_id}}}:log"
+
+
+def session_meta(session_id: str) -> str:
+    """Hash describing the session (provider, created, caller metadata, status)."""
+    return f"{PREFIX}:{{{session_id}}}:meta"
+
+
+def session_state(session_id: str) -> str:
+    """What a replacement actor needs to continue the call (msgpack)."""
+    return f"{PREFIX}:{{{session_id}}}:state"
+
+
+def tool_results(session_id: str) -> str:
+    """Stream of tool results for the session, written by tool workers."""
+    return f"{PREFIX}:{{{session_id}}}:tool_results"
+
+
+def tool_calls(pool: str) -> str:
+    """Stream of tool calls for a pool (one consumer group: the pool's workers)."""
+    return f"{PREFIX}:tools:{pool}:calls"
+
+
+def tool_dead_letters(pool: str) -> str:
+    """Calls that failed ``max_deliveries`` times."""
+    return f"{PREFIX}:tools:{pool}:dead"

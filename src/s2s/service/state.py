@@ -1,0 +1,88 @@
+"""Session records in Redis: who is live, what each session is, and how to continue it.
+
+* ``s2s:sessions:live`` (sorted set): session id -> lease expiry. A session actor refreshes its
+  lease while it runs; an entry whose lease ran out belongs to a dead actor.
+* ``s2s:{sid}:meta`` (hash, msgpack values): provider, model, creation time, caller metadata,
+  status, close reason.
+* ``s2s:{sid}:state`` (msgpack): the :class:`~s2s.protocol.Continuation` (history, pending tool
+  calls, uncommitted caller audio), the event sequence number and the open tool calls, saved at
+  turn ends: what a replacement actor needs to carry the call on.
+
+Secrets (API keys) are never written here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from . import keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["SessionStore"]
+
+
+def _pack(value: Any) -> bytes:
+    return bytes(msgpack.packb(value, use_bin_type=True))
+
+
+def _unpack(raw: Any) -> Any:
+    return None if raw is None else msgpack.unpackb(raw, raw=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class SessionStore:
+    """Reads and writes session records (any process: actors, replicas, tools)."""
+
+    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+
+    async def create(self, session_id: str, meta: dict[str, Any]) -> None:
+        record = {**meta, "session_id": session_id, "created_at": time.time(), "status": "starting"}
+        await self._redis.hset(
+            keys.session_meta(session_id), mapping={k: _pack(v) for k, v in record.items()}
+        )
+
+    async def update(self, session_id: str, **fields: Any) -> None:
+        key = keys.session_meta(session_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={k: _pack(v) for k, v in fields.items()})
+            if fields.get("status") == "closed":
+                pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
+    async def meta(self, session_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.hgetall(keys.session_meta(session_id))
+        if not raw:
+            return None
+        return {_text(k): _unpack(v) for k, v in raw.items()}
+
+    async def lease(self, session_id: str, seconds: float) -> None:
+        await self._redis.zadd(keys.LIVE_SESSIONS, {session_id: time.time() + seconds})
+
+    async def release(self, session_id: str) -> None:
+        await self._redis.zrem(keys.LIVE_SESSIONS, session_id)
+
+    async def live(self) -> list[str]:
+        """Sessions whose lease has not run out, oldest lease first."""
+        members = await self._redis.zrangebyscore(keys.LIVE_SESSIONS, time.time(), "+inf")
+        return [_text(m) for m in members]
+
+    async def expired(self) -> list[str]:
+        members = await self._redis.zrangebyscore(keys.LIVE_SESSIONS, "-inf", time.time())
+        return [_text(m) for m in members]
+
+    async def save_state(self, session_id: str, state: dict[str, Any]) -> None:
+        await self._redis.set(keys.session_state(session_id), _pack(state), ex=self._ttl_s)
+
+    async def load_state(self, session_id: str) -> dict[str, Any] | None:
+        value = _unpack(await self._redis.get(keys.session_state(session_id)))
+        return value if isinstance(value, dict) else None
