@@ -11,8 +11,8 @@ test: venv lint typecheck  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests actors deployments benchmarks
+	$(BIN)/ruff format --check src tests actors deployments benchmarks
 
 typecheck: venv
 	$(BIN)/mypy

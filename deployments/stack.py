@@ -16,12 +16,15 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from s2s.cli.emulate import PROVIDER_EMULATORS, emulator_cli
 from s2s.log import logger
@@ -72,6 +75,8 @@ class _EmulatorThread:
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class LocalStack:
@@ -98,6 +103,7 @@ class LocalStack:
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._ray_started = False
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -203,19 +209,18 @@ class LocalStack:
         raise RuntimeError(f"the ingress at {base} did not become healthy")
 
     def _worker_command(self, pool: str, redis_url: str) -> list[str]:
-        command = [
-            sys.executable,
-            "-m",
-            "s2s.cli",
-            "tool-worker",
-            "--pool",
-            pool,
-            "--redis-url",
-            redis_url,
-        ]
-        if self.config_path:
-            command += ["--config", self.config_path]
-        return command
+        command = [sys.executable, "-m", "s2s.cli", "tool-worker", "--pool", pool]
+        return [*command, "--redis-url", redis_url, "--config", self._effective_config()]
+
+    def _effective_config(self) -> str:
+        """The stack's resolved configuration as a private file (what the workers load)."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="s2s-stack-")
+            path = os.path.join(self._workdir.name, "config.yaml")
+            with open(path, "w") as handle:
+                yaml.safe_dump(self.config.model_dump(mode="json"), handle)
+            os.chmod(path, 0o600)
+        return os.path.join(self._workdir.name, "config.yaml")
 
     def _start_workers(self, redis_url: str) -> None:
         for pool in self.config.tool_pools:
@@ -285,6 +290,9 @@ class LocalStack:
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
 
     def __enter__(self) -> StackInfo:
         return self.start()

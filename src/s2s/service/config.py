@@ -225,4 +225,4 @@ def load_config(
         label = source or "configuration"
         if overrides:
             label += " (with S2S_* environment overrides)"
-        raise ConfigurationError(_describe(exc, label)) from exc
+        raise ConfigurationError(_describe(exc, label)) from None

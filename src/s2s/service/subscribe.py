@@ -151,7 +151,7 @@ class SubscriptionHub:
         self, session_id: str, sub: _Subscriber, after_seq: int
     ) -> AsyncIterator[Envelope]:
         last = after_seq
-        for envelope in await read_log(self._redis, session_id, last):
+        async for envelope in self._catch_up(session_id, last, None):
             last = envelope.seq
             yield envelope
         while True:

@@ -5,6 +5,11 @@ the calls in progress (acknowledging them) before exiting. Several workers share
 the consumer group; each claims calls another worker left unacknowledged for ``claim_idle_s``
 (a worker that died mid-call), and sends a call that failed ``max_deliveries`` times to the
 dead-letter stream with an error result for the model.
+
+A worker heartbeats the calls it is running (``XCLAIM ... JUSTID`` every third of
+``claim_idle_s`` resets their idle time), so a call that legitimately runs longer than
+``claim_idle_s`` is not taken from a live worker and run twice; only a dead worker's calls go
+idle long enough to be reclaimed.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class ToolWorker:
         self._stream = keys.tool_calls(pool)
         self._result_ttl_s = result_ttl_s
         self._running: set[asyncio.Task[None]] = set()
+        self._in_progress: set[Any] = set()  # entry ids this worker is running
         self._metrics = Metrics()
         self.completed = 0
 
@@ -74,8 +80,10 @@ class ToolWorker:
             ", ".join(self.registry.names),
         )
         claim_every = max(0.2, self.settings.claim_idle_s / 2)
+        heartbeat_every = self.settings.claim_idle_s / 3
         next_claim = time.monotonic()
         next_flush = time.monotonic() + 5
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(stop, heartbeat_every))
         while not stop.is_set():
             free = self.settings.concurrency - len(self._running)
             if free <= 0:
@@ -101,7 +109,22 @@ class ToolWorker:
         if self._running:
             log.info("finishing %d calls before exiting", len(self._running))
             await asyncio.wait(self._running)
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
         await self._metrics.flush(self.redis)
+
+    async def _heartbeat(self, stop: asyncio.Event, every: float) -> None:
+        """Keep the calls in progress ours: reset their idle time before anyone may claim them."""
+        while True:
+            await asyncio.sleep(every)
+            ids = list(self._in_progress)
+            if not ids:
+                continue
+            try:
+                await self.redis.xclaim(self._stream, GROUP, self.name, 0, ids, justid=True)
+            except Exception as exc:  # Redis hiccup: the next beat tries again
+                log.warning("heartbeat for %d calls failed: %s", len(ids), exc)
 
     async def _claim(self, count: int) -> None:
         reply: Any = await self.redis.xautoclaim(
@@ -133,7 +156,13 @@ class ToolWorker:
     def _start(self, entry_id: Any, fields: dict[bytes, bytes], *, delivered: int) -> None:
         task = asyncio.get_running_loop().create_task(self._handle(entry_id, fields, delivered))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._in_progress.add(entry_id)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._running.discard(done)
+            self._in_progress.discard(entry_id)
+
+        task.add_done_callback(finished)
 
     async def _handle(self, entry_id: Any, fields: dict[bytes, bytes], delivered: int) -> None:
         try:

@@ -1,0 +1,153 @@
+"""Tool workers on a real redis-server: at-least-once delivery, reclaim, timeouts, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from s2s.service import keys
+from s2s.service.config import ToolPoolSettings
+from s2s.tools.queue import ToolRequest, read_results, submit
+from s2s.tools.registry import ToolRegistry
+from s2s.tools.worker import GROUP, ToolWorker
+
+MODULES = ["s2s.tools.examples", "tests.service.tools"]
+
+
+def settings(**changes: object) -> ToolPoolSettings:
+    base = {
+        "modules": MODULES,
+        "concurrency": 4,
+        "timeout_s": 5,
+        "claim_idle_s": 0.5,
+        "max_deliveries": 3,
+    }
+    return ToolPoolSettings.model_validate({**base, **changes})
+
+
+def request(call_id: str, name: str, args: dict, *, deadline_in: float = 5.0) -> ToolRequest:
+    return ToolRequest("sess", call_id, name, json.dumps(args), "p", time.time() + deadline_in)
+
+
+async def results(redis: Redis, count: int, timeout: float = 10.0) -> list:
+    out, last = [], "0-0"
+    async with asyncio.timeout(timeout):
+        while len(out) < count:
+            last, batch = await read_results(redis, "sess", last, 200)
+            out.extend(batch)
+    return out
+
+
+@pytest.fixture
+async def running_worker(redis: Redis) -> AsyncIterator[ToolWorker]:
+    worker = ToolWorker(redis, "p", settings(), ToolRegistry.from_modules(MODULES), name="w1")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    yield worker
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_call_runs_and_its_result_is_posted_then_acknowledged(redis, running_worker):
+    await submit(redis, request("c1", "lookup_order", {"order_id": "b7"}))
+    (outcome,) = await results(redis, 1)
+    assert outcome.call_id == "c1" and not outcome.is_error
+    assert json.loads(outcome.content)["order_id"] == "B7"
+    assert outcome.worker == "w1" and outcome.attempt == 1
+    await asyncio.sleep(0.1)
+    assert (await redis.xpending(keys.tool_calls("p"), GROUP))["pending"] == 0
+
+
+async def test_errors_become_error_results(redis, running_worker):
+    await submit(redis, request("c1", "fails", {"reason": "database down"}))
+    await submit(redis, request("c2", "lookup_order", {"order": "x"}))
+    await submit(redis, request("c3", "not_a_tool", {}))
+    await submit(redis, request("c4", "slow_echo", {"text": "x", "seconds": 5}, deadline_in=0.5))
+    by_id = {o.call_id: o for o in await results(redis, 4)}
+    assert all(o.is_error for o in by_id.values())
+    assert "RuntimeError: database down" in by_id["c1"].content
+    assert "invalid arguments for lookup_order" in by_id["c2"].content
+    assert "not served by pool 'p'" in by_id["c3"].content
+    assert "did not finish" in by_id["c4"].content
+
+
+async def test_a_call_left_by_a_dead_worker_is_reclaimed(redis):
+    stream = keys.tool_calls("p")
+    worker = ToolWorker(redis, "p", settings(), ToolRegistry.from_modules(MODULES), name="w1")
+    await worker.ensure_group()
+    await submit(redis, request("c1", "lookup_order", {"order_id": "z1"}))
+    # a worker that read the call and then died: delivered, never acknowledged
+    taken = await redis.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=1)
+    assert taken and taken[0][1]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    (outcome,) = await results(redis, 1)
+    stop.set()
+    await task
+    assert outcome.call_id == "c1" and outcome.worker == "w1" and outcome.attempt == 2
+
+
+async def test_expired_calls_are_dropped(redis, running_worker):
+    await submit(redis, request("late", "lookup_order", {"order_id": "1"}, deadline_in=-1))
+    await submit(redis, request("ok", "lookup_order", {"order_id": "2"}))
+    outcomes = await results(redis, 1)
+    await asyncio.sleep(0.3)
+    assert [o.call_id for o in outcomes] == ["ok"]
+
+
+async def test_a_call_that_keeps_killing_workers_goes_to_dead_letters(redis):
+    stream = keys.tool_calls("p")
+    worker = ToolWorker(
+        redis, "p", settings(max_deliveries=2), ToolRegistry.from_modules(MODULES), name="w2"
+    )
+    await worker.ensure_group()
+    await submit(redis, request("poison", "lookup_order", {"order_id": "1"}))
+    for name in ("crash-1", "crash-2"):  # two workers took it and died
+        await redis.xreadgroup(GROUP, name, {stream: ">"}, count=1)
+        await asyncio.sleep(0.6)
+        await redis.xautoclaim(stream, GROUP, name, 500, start_id="0-0")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    (outcome,) = await results(redis, 1)
+    stop.set()
+    await task
+    assert outcome.is_error and "could not be run" in outcome.content
+    assert await redis.xlen(keys.tool_dead_letters("p")) == 1
+
+
+async def test_stopping_finishes_the_calls_in_progress(redis):
+    worker = ToolWorker(redis, "p", settings(), ToolRegistry.from_modules(MODULES), name="w3")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await submit(redis, request("c1", "slow_echo", {"text": "bye", "seconds": 0.5}))
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    (outcome,) = await results(redis, 1)
+    assert json.loads(outcome.content)["echo"] == "bye"
+    assert (await redis.xpending(keys.tool_calls("p"), GROUP))["pending"] == 0
+
+
+async def test_a_long_call_is_not_taken_from_a_live_worker(redis):
+    """A call longer than claim_idle_s keeps its worker (heartbeats), so it runs once."""
+    a = ToolWorker(
+        redis, "p", settings(claim_idle_s=0.3), ToolRegistry.from_modules(MODULES), name="a"
+    )
+    b = ToolWorker(
+        redis, "p", settings(claim_idle_s=0.3), ToolRegistry.from_modules(MODULES), name="b"
+    )
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(a.run(stop)), asyncio.create_task(b.run(stop))]
+    await submit(redis, request("long", "slow_echo", {"text": "once", "seconds": 1.5}))
+    outcomes = await results(redis, 1)
+    await asyncio.sleep(1.0)  # a duplicate would have arrived by now
+    outcomes += (await read_results(redis, "sess", "0-0", 10))[1][1:]
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert [o.call_id for o in outcomes] == ["long"] and outcomes[0].attempt == 1
+    assert a.completed + b.completed == 1
