@@ -7,6 +7,8 @@ that are well under any end-of-turn silence. The same arguments always give the 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["silence", "speech_for_text", "speech_like"]
@@ -49,8 +51,12 @@ def speech_like(
     return bytes(np.clip(out, -32767, 32767).astype("<i2").tobytes())
 
 
+@functools.lru_cache(maxsize=256)
 def speech_for_text(text: str, sample_rate: int, *, seed: int = 0) -> bytes:
-    """Speech-like audio as long as a voice would take to say ``text`` (about 60 ms a letter)."""
+    """Speech-like audio as long as a voice would take to say ``text`` (about 60 ms a letter).
+
+    Cached: emulators say the same sentences again and again.
+    """
     duration = max(0.3, len(text) * _SECONDS_PER_CHAR)
     return speech_like(duration, sample_rate, seed=seed or (sum(map(ord, text)) & 0xFFFF))
 

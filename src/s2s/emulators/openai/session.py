@@ -47,6 +47,8 @@ class EmulatorOptions:
         session_limit_s: the session time limit (production: 3600); then ``session_expired``.
         event_delay_s: fault injection: delay before every server event.
         record: keep every frame in and out (``frames_in`` / ``frames_out``) for inspection.
+        timing: keep ``time.monotonic()`` of every audio append received (``append_times``) and
+            every audio delta sent (``delta_times[item_id]``), for latency benchmarks.
     """
 
     api_key: str | None = None
@@ -56,6 +58,7 @@ class EmulatorOptions:
     session_limit_s: float = 3600.0
     event_delay_s: float = 0.0
     record: bool = False
+    timing: bool = False
 
 
 @dataclass(slots=True)
@@ -168,6 +171,9 @@ class EmulatedSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self.frames_in: list[str | bytes] = []
         self.frames_out: list[dict[str, Any]] = []
+        self.first_audio = b""
+        self.append_times: list[float] = []
+        self.delta_times: dict[str, list[float]] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -301,6 +307,8 @@ class EmulatedSession:
     async def _on_input_audio_buffer_append(
         self, data: dict[str, Any], event_id: str | None
     ) -> None:
+        if self.options.timing:
+            self.append_times.append(time.monotonic())
         try:
             raw = base64.b64decode(data["audio"], validate=True)
         except (binascii.Error, ValueError):
@@ -312,6 +320,8 @@ class EmulatedSession:
             )
             return
         fmt = self._format("input")
+        if self.options.timing and not self.first_audio:
+            self.first_audio = raw[:16]
         if fmt == "audio/pcmu":
             pcm, rate = ulaw_to_pcm16(raw), 8000
         elif fmt == "audio/pcma":
@@ -914,7 +924,8 @@ class EmulatedSession:
     ) -> None:
         fmt = self._format("output")
         rate = 24000 if fmt == "audio/pcm" else 8000
-        pcm = speech_for_text(text, 24000)
+        # ~1 ms per second of speech; off the loop so appends keep being read meanwhile
+        pcm = await asyncio.to_thread(speech_for_text, text, 24000)
         if rate != 24000:
             resampler = StreamResampler(24000, rate)
             pcm = resampler.process(pcm) + resampler.flush()
@@ -933,6 +944,8 @@ class EmulatedSession:
                 payload = pcm16_to_ulaw(chunk)
             elif fmt == "audio/pcma":
                 payload = pcm16_to_alaw(chunk)
+            if self.options.timing:
+                self.delta_times.setdefault(item.id, []).append(time.monotonic())
             await self.send(
                 {
                     "type": "response.output_audio.delta",
