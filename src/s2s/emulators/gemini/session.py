@@ -164,11 +164,15 @@ class EmulatedSession:
         await self._send_raw(message)
 
     async def refuse(self, code: int, reason: str) -> None:
-        """Close the connection the way the server reports errors."""
+        """Close the connection the way the server reports errors.
+
+        A close frame holds at most 123 bytes of reason, so longer reasons arrive cut short, as
+        they do from production.
+        """
         if self.closed:
             return
         self.close_code = code
-        await self._close(code, reason)
+        await self._close(code, reason.encode()[:123].decode(errors="ignore"))
         self.shutdown()
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:

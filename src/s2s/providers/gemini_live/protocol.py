@@ -377,8 +377,15 @@ class GeminiLiveProtocol(ProviderProtocol):
             if replay:
                 turn_complete = owes_answer(replay) and not self._held
                 self._send_history(replay, turn_complete)
+            audio = bytearray()
             for entry in carried.resend:
-                self._resend(entry, items, now)
+                if entry.get("kind") == "audio":
+                    audio += self._carried_record(entry, index=None).audio
+                    continue
+                self._resend_audio(bytes(audio), now)
+                audio.clear()
+                self._resend(entry, items)
+            self._resend_audio(bytes(audio), now)
             self._release_held()
         queued, self._queued = self._queued, []
         for op, value in queued:
@@ -393,23 +400,19 @@ class GeminiLiveProtocol(ProviderProtocol):
                 self.end_turn(now)
         self._maybe_rotate()
 
-    def _resend(self, entry: Any, items: list[HistoryItem], now: float) -> None:
-        record = self._carried_record(entry, index=None)
-        if record.kind == "audio":
-            pcm = record.audio
-            for start in range(0, len(pcm), RESEND_CHUNK_BYTES):
-                chunk = pcm[start : start + RESEND_CHUNK_BYTES]
-                index = self._send_frame(wire.audio(chunk))
-                self.ledger.record(Record("audio", index, audio=chunk, at=now))
-        elif record.kind == "text":
-            message = items[entry["item"]]
-            assert isinstance(message, Message)
-            self._send_text(message)
-        else:
-            output = items[entry["item"]]
-            assert isinstance(output, FunctionOutput)
-            call = self.conversation.find_call(output.call_id)
-            self._send_tool_output(output, call.name if call else "")
+    def _resend_audio(self, pcm: bytes, now: float) -> None:
+        for start in range(0, len(pcm), RESEND_CHUNK_BYTES):
+            chunk = pcm[start : start + RESEND_CHUNK_BYTES]
+            index = self._send_frame(wire.audio(chunk))
+            self.ledger.record(Record("audio", index, audio=chunk, at=now))
+
+    def _resend(self, entry: Any, items: list[HistoryItem]) -> None:
+        item = items[entry["item"]]
+        if isinstance(item, Message):
+            self._send_text(item)
+        elif isinstance(item, FunctionOutput):
+            call = self.conversation.find_call(item.call_id)
+            self._send_tool_output(item, call.name if call else "")
 
     def _release_held(self) -> None:
         """Send held tool calls with their results as history once every one is answered."""
