@@ -585,3 +585,16 @@ async def test_closing_during_a_reconnect_leaves_nothing_behind(gemini_emulator)
     await asyncio.sleep(0.6 * SECOND)
     assert gemini_emulator.live_sessions == []
     assert [e.type for e in [e async for e in session.recv()]] == []
+
+
+async def test_a_snapshot_continues_the_call_in_another_session(gemini_emulator):
+    engine = s2s.new("gemini_live", gemini_config(gemini_emulator))
+    async with await engine.start() as first:
+        await first.send_text("my order is Z9")
+        await collect(first, turn_end())
+        snapshot = first.snapshot().to_dict()  # plain data: another process can take it over
+    async with await engine.start(resume=snapshot) as second:
+        await second.send_text("recall")
+        events = await collect(second, turn_end())
+    assert answers(events) == ['Earlier you said: "my order is Z9".']
+    assert gemini_emulator.sessions[-1].resumed

@@ -72,15 +72,21 @@ class EmulatorOptions:
 
 
 class HandleStore:
-    """Resumption handles, server-wide: handle -> (state snapshot, model)."""
+    """Resumption handles, server-wide: handle -> (state snapshot, model).
 
-    def __init__(self) -> None:
+    The newest ``capacity`` handles are kept (production keeps them for two hours).
+    """
+
+    def __init__(self, capacity: int = 2000) -> None:
         self._handles: dict[str, tuple[ModelState, str]] = {}
+        self.capacity = capacity
         self.expired_chains: set[str] = set()
 
     def put(self, state: ModelState, model: str) -> str:
         handle = secrets.token_urlsafe(32)
         self._handles[handle] = (state.snapshot(), model)
+        while len(self._handles) > self.capacity:
+            del self._handles[next(iter(self._handles))]
         return handle
 
     def get(self, handle: str) -> tuple[ModelState, str] | None:

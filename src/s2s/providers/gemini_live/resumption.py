@@ -94,6 +94,7 @@ class Ledger:
     answered_up_to: int = -1
     keys: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending: list[Record] = field(default_factory=list)
+    _pending_audio_bytes: int = 0
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -113,14 +114,17 @@ class Ledger:
         self.keys[key] = ("recv", self.received)
 
     def record(self, record: Record) -> None:
+        """Keep a raw input; the oldest audio goes once more than a minute is kept."""
         self.pending.append(record)
-        audio = [r for r in self.pending if r.kind == "audio"]
-        excess = sum(len(r.audio) for r in audio) - MAX_PENDING_AUDIO
-        for old in audio:
-            if excess <= 0:
-                break
-            self.pending.remove(old)
-            excess -= len(old.audio)
+        self._pending_audio_bytes += len(record.audio)
+        if self._pending_audio_bytes > MAX_PENDING_AUDIO:
+            kept: list[Record] = []
+            for old in self.pending:
+                if old.audio and self._pending_audio_bytes > MAX_PENDING_AUDIO:
+                    self._pending_audio_bytes -= len(old.audio)
+                else:
+                    kept.append(old)
+            self.pending = kept
 
     def new_handle(self, handle: str, last_consumed: int | None, now: float) -> None:
         self.handle = handle
@@ -133,6 +137,7 @@ class Ledger:
         """The model began answering: input sent so far is part of the history now."""
         self.answered_up_to = self.index
         self.pending = [r for r in self.pending if r.index is not None and r.index > self.index]
+        self._pending_audio_bytes = sum(len(r.audio) for r in self.pending)
 
     # -- coverage ------------------------------------------------------------------------------
 
