@@ -598,3 +598,29 @@ async def test_a_snapshot_continues_the_call_in_another_session(gemini_emulator)
         events = await collect(second, turn_end())
     assert answers(events) == ['Earlier you said: "my order is Z9".']
     assert gemini_emulator.sessions[-1].resumed
+
+
+@pytest.mark.parametrize("resumption", [True, False])
+async def test_manual_turns_survive_a_drop_mid_turn(gemini_emulator, resumption):
+    pcm = utterance(1.6, 16000, pause=0.2, seed=3)
+    config = gemini_config(
+        gemini_emulator,
+        sample_rate=16000,
+        extra={"turn_detection": "none", "session_resumption": resumption},
+    )
+
+    async def heard(drop_at: int | None) -> tuple[float, list[s2s.SessionEvent]]:
+        async with await s2s.new("gemini_live", config).start() as session:
+            for n, i in enumerate(range(0, len(pcm), 640)):
+                if n == drop_at:
+                    gemini_emulator.drop_connections()
+                await session.send_audio(pcm[i : i + 640])
+                await asyncio.sleep(0.01)
+            await session.end_turn()
+            events = await collect(session, turn_end("completed"))
+        return heard_seconds(answers(events)[-1]), events
+
+    control, _ = await heard(None)
+    got, events = await heard(40)
+    assert EventType.SESSION_RESUMED in [e.type for e in events]
+    assert got == control

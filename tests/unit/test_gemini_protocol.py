@@ -212,6 +212,18 @@ def test_interrupt_without_manual_turns_is_local():
     assert events(proto) == []
 
 
+def test_interrupt_leaves_a_turn_that_waits_for_a_tool_alone():
+    proto = make()
+    ready(proto)
+    feed(proto, tool_call("c1"))
+    events(proto)
+    proto.interrupt(1.0)
+    assert events(proto) == []
+    proto.send_tool_result(ToolResult("c1", "1"), 1.0)
+    feed(proto, audio(100))  # the answer with the result is heard
+    assert [e.type for e in events(proto)] == [EventType.AUDIO_OUTPUT]
+
+
 def test_interrupt_with_manual_turns_sends_activity_start():
     proto = make({"turn_detection": "none"})
     ready(proto)

@@ -138,7 +138,7 @@ class GeminiLiveProtocol(ProviderProtocol):
         self._user_open = False  # the model has not started answering the caller's turn yet
         self._user_final_sent = False
         self._awaiting_answer = False
-        self._activity_open = False
+        self._activity_open = bool(carried.get("activity_open")) and self.ledger.handle is not None
         self._go_away_at: float | None = None
         self._connected_at: float | None = None
         self._handed_over = False
@@ -167,6 +167,8 @@ class GeminiLiveProtocol(ProviderProtocol):
         if kind == "audio":
             source = self._covered_audio if entry.get("covered") else self._carried_audio
             return Record("audio", index, audio=source[entry["start"] : entry["end"]])
+        if kind in ("activity_start", "activity_end"):
+            return Record(kind, index)
         item = items[entry["item"]]
         if isinstance(item, FunctionOutput):
             return Record("tool_response", index, item=item_key(item), call_id=item.call_id)
@@ -257,6 +259,7 @@ class GeminiLiveProtocol(ProviderProtocol):
             drop.append(self._user_item)  # its audio is sent again instead
         conversation, audio, state = self.ledger.carry(self.conversation, drop)
         state["cancelled"] = sorted(self._cancelled)
+        state["activity_open"] = self._activity_open
         return Continuation(conversation, audio, state, reason)
 
     # -- application input -----------------------------------------------------------------------
@@ -273,8 +276,7 @@ class GeminiLiveProtocol(ProviderProtocol):
             self._queued.append(("audio", pcm))
             return
         if self.settings.manual_turns and not self._activity_open:
-            self._activity_open = True
-            self._send_frame(wire.realtime_input(activityStart={}))
+            self._activity(start=True, now=now)
         index = self._send_frame(wire.audio(pcm))
         self.ledger.record(Record("audio", index, audio=pcm, at=now))
 
@@ -286,6 +288,14 @@ class GeminiLiveProtocol(ProviderProtocol):
             self._queued.append(("text", message))
             return
         self._send_text(message)
+
+    def _activity(self, *, start: bool, now: float) -> None:
+        """Manual turn detection: the caller's turn starts or ends (kept for a new connection)."""
+        self._activity_open = start
+        kind = "activity_start" if start else "activity_end"
+        field = "activityStart" if start else "activityEnd"
+        index = self._send_frame(wire.realtime_input(**{field: {}}))
+        self.ledger.record(Record(kind, index, at=now))
 
     def _send_text(self, message: Message) -> None:
         index = self._send_frame(wire.realtime_input(text=message.text))
@@ -346,8 +356,7 @@ class GeminiLiveProtocol(ProviderProtocol):
             return
         if self.settings.manual_turns:
             if self._activity_open:
-                self._activity_open = False
-                self._send_frame(wire.realtime_input(activityEnd={}))
+                self._activity(start=False, now=now)
                 self._awaiting_answer = True
         else:
             self._send_frame(wire.realtime_input(audioStreamEnd=True))
@@ -355,10 +364,10 @@ class GeminiLiveProtocol(ProviderProtocol):
     def interrupt(self, now: float) -> None:
         self._check_open("interrupt")
         turn = self._turn
-        if turn is not None and not turn.cut:
+        speaking = self._assistant_item is not None or (turn is not None and not self._waits(turn))
+        if turn is not None and not turn.cut and speaking:  # not a turn waiting on tools
             if self.settings.manual_turns and self.ready and not self._activity_open:
-                self._activity_open = True  # the caller holds the floor until end_turn()
-                self._send_frame(wire.realtime_input(activityStart={}))
+                self._activity(start=True, now=now)  # the caller holds the floor until end_turn()
             self._cut(turn, "client", now)
 
     # -- sending a carried history once set up ----------------------------------------------------
@@ -384,7 +393,7 @@ class GeminiLiveProtocol(ProviderProtocol):
                     continue
                 self._resend_audio(bytes(audio), now)
                 audio.clear()
-                self._resend(entry, items)
+                self._resend(entry, items, now)
             self._resend_audio(bytes(audio), now)
             self._release_held()
         queued, self._queued = self._queued, []
@@ -406,7 +415,10 @@ class GeminiLiveProtocol(ProviderProtocol):
             index = self._send_frame(wire.audio(chunk))
             self.ledger.record(Record("audio", index, audio=chunk, at=now))
 
-    def _resend(self, entry: Any, items: list[HistoryItem]) -> None:
+    def _resend(self, entry: Any, items: list[HistoryItem], now: float) -> None:
+        if entry.get("kind") in ("activity_start", "activity_end"):
+            self._activity(start=entry["kind"] == "activity_start", now=now)
+            return
         item = items[entry["item"]]
         if isinstance(item, Message):
             self._send_text(item)

@@ -66,7 +66,7 @@ def item_key(item: HistoryItem) -> str:
 class Record:
     """One raw client input (``index`` None: sent on an earlier connection and still pending)."""
 
-    kind: str  # "audio" | "text" | "tool_response"
+    kind: str  # "audio" | "text" | "tool_response" | "activity_start" | "activity_end"
     index: int | None
     audio: bytes = b""
     at: float = 0.0  # when it was sent (monotonic seconds)
@@ -195,6 +195,8 @@ class Ledger:
                 entry["start"] = len(buffer)
                 buffer += record.audio
                 entry["end"] = len(buffer)
+            elif record.item is None:
+                pass  # a manual activity start or end: its place in the order is all it has
             elif record.item in positions:
                 entry["item"] = positions[record.item]
             else:
