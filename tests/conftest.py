@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 import s2s
+from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.openai import OpenAIEmulator
 
 #: Seconds; scale every timeout with S2S_TESTS_TIMEOUT_FACTOR on a slow machine.
 SECOND = float(os.environ.get("S2S_TESTS_TIMEOUT_FACTOR", "1"))
 
 OPENAI_KEY = "sk-test-0123456789"
+GEMINI_KEY = "gemini-test-key-0123"
 
 _PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -42,5 +44,19 @@ async def openai_emulator() -> AsyncIterator[OpenAIEmulator]:
 
 def openai_config(emulator: OpenAIEmulator, **kwargs: object) -> s2s.Config:
     extra = {"api_key": OPENAI_KEY, "base_url": emulator.url}
+    extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
+    return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def gemini_emulator() -> AsyncIterator[GeminiEmulator]:
+    async with GeminiEmulator(
+        api_key=GEMINI_KEY, record=True, speed=8.0, resumption_interval_s=0.2
+    ) as emulator:
+        yield emulator
+
+
+def gemini_config(emulator: GeminiEmulator, **kwargs: object) -> s2s.Config:
+    extra = {"api_key": GEMINI_KEY, "base_url": emulator.url, "ca_file": str(emulator.ca_file)}
     extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
     return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]

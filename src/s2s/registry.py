@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "s2s.providers"
 Factory = Callable[[Config], S2S]
 
 _BUILTIN: dict[str, str] = {
+    "gemini_live": "s2s.providers.gemini_live:create",
     "openai_realtime": "s2s.providers.openai_realtime:create",
 }
 

@@ -9,7 +9,8 @@ a retryable error, the session *continues the call*: it builds a new protocol fr
 :class:`~s2s.protocol.Continuation`, connects, waits until the new link is ready, and only then
 makes it current. Everything the application sends in the meantime is buffered in order and
 replayed into the new link, so no caller audio, text or tool result is lost; the application
-sees one SESSION_RESUMED event with the measured gap.
+sees one SESSION_RESUMED event with the measured gap. Buffered input the new link refuses (say, the
+result of a tool call the provider cancelled) is reported as an ERROR event after it.
 """
 
 from __future__ import annotations
@@ -519,8 +520,12 @@ class Session:
         switch, self._switch = self._switch, None
         self._link = link
         buffered_ms = switch.audio_bytes / 2 / self._provider.input_rate * 1000
+        refused: list[InvalidInputError] = []
         for op, value in switch.ops:
-            self._dispatch(link.protocol, op, value)
+            try:
+                self._dispatch(link.protocol, op, value)
+            except InvalidInputError as exc:  # accepted into the buffer, refused by the provider
+                refused.append(exc)
         gap_ms = (_now() - started) * 1000
         self.stats.resumptions += 1
         self.stats.last_gap_ms = gap_ms
@@ -539,6 +544,9 @@ class Session:
         )
         async with self._deliver_lock:
             await self._deliver(resumed)
+            for refusal in refused:
+                log.warning("input buffered during the switch was refused: %s", refusal)
+                await self._deliver(SessionEvent(type=EventType.ERROR, error=refusal, at=_now()))
         await self._after(link)
         if not lost:
             await self._retire(old, polite=True)

@@ -6,6 +6,7 @@ and a sans-I/O protocol object; providers only differ in how they :meth:`connect
 
 from __future__ import annotations
 
+import ssl as _ssl
 from typing import Protocol
 
 import websockets
@@ -83,10 +84,14 @@ async def connect_websocket(
     headers: dict[str, str] | None = None,
     open_timeout: float = 10.0,
     ssl: object | None = None,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
 ) -> WebSocketTransport:
     """Open a WebSocket to a provider, translating handshake failures into s2s errors.
 
-    Compression is off: audio is base64 noise to deflate and would only cost CPU.
+    Compression is off: audio is base64 noise to deflate and would only cost CPU. Keepalive
+    pings go every ``ping_interval`` seconds and a pong later than ``ping_timeout`` drops the
+    connection (``None`` disables either); providers with slow pongs raise the timeout.
     """
     try:
         ws = await websockets.connect(
@@ -95,8 +100,8 @@ async def connect_websocket(
             open_timeout=open_timeout,
             max_size=None,
             compression=None,
-            ping_interval=20,
-            ping_timeout=20,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
             ssl=ssl,
         )
     except InvalidStatus as exc:
@@ -109,6 +114,13 @@ async def connect_websocket(
             code=str(status),
             provider=provider,
             retryable=status >= 500 or status == 429,
+        ) from exc
+    except _ssl.SSLCertVerificationError as exc:
+        raise ProviderConnectionError(
+            f"{provider}: the TLS certificate of {url.split('?')[0]} is not trusted "
+            f"({exc.verify_message}); for a local emulator, trust its CA file",
+            provider=provider,
+            retryable=False,
         ) from exc
     except (OSError, InvalidHandshake, TimeoutError) as exc:
         raise ProviderConnectionError(

@@ -1,0 +1,6 @@
+"""Gemini Live emulator: a real TLS WebSocket server on loopback."""
+
+from .server import GeminiEmulator
+from .session import EmulatorOptions
+
+__all__ = ["EmulatorOptions", "GeminiEmulator"]

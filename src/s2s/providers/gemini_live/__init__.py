@@ -1,0 +1,20 @@
+"""Gemini Live provider: ``s2s.new("gemini_live", config)``.
+
+Modules: :mod:`.wire` (message models and builders), :mod:`.protocol` (sans-I/O state machine),
+:mod:`.resumption` (what a resumption handle covers), :mod:`.closes` (close codes as errors),
+:mod:`.settings` (``Config`` -> settings), :mod:`.client` (the provider and its transport).
+"""
+
+from .client import GeminiLiveProvider, create
+from .protocol import GeminiLiveProtocol
+from .settings import DEFAULT_BASE_URL, DEFAULT_MODEL, GeminiSettings, resolve
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "GeminiLiveProtocol",
+    "GeminiLiveProvider",
+    "GeminiSettings",
+    "create",
+    "resolve",
+]
