@@ -29,6 +29,7 @@ Factory = Callable[[Config], S2S]
 
 _BUILTIN: dict[str, str] = {
     "openai_realtime": "s2s.providers.openai_realtime:create",
+    "nova": "s2s.providers.nova:create",
 }
 
 _lock = threading.Lock()
