@@ -13,11 +13,13 @@ from typing import Any
 #: Emulator name -> module with ``add_parser``, ``local_settings`` and ``KEY_VARIABLES``.
 EMULATORS = {
     "openai": "s2s.emulators.openai.cli",
+    "nova": "s2s.emulators.nova.cli",
 }
 
 #: Provider name -> emulator name (what ``s2s demo`` starts when the provider has no key).
 PROVIDER_EMULATORS = {
     "openai_realtime": "openai",
+    "nova": "nova",
 }
 
 

@@ -466,6 +466,7 @@ class EmulatedStream:
             return
         spoken = await self._speak(answer, text)
         interrupted = answer.cancel.is_set()
+        await self._usage(input_tokens, len(spoken) // 4 + 1, int(len(spoken) * 0.6))
         final = [spoken] if spoken else []
         if interrupted:
             final.append(wire.INTERRUPTED_TEXT)
@@ -474,7 +475,6 @@ class EmulatedStream:
         )
         if spoken:
             self.items.append(_Item("ASSISTANT", spoken))
-        await self._usage(input_tokens, len(spoken) // 4 + 1, int(len(spoken) * 0.6))
 
     async def _tool_use(self, request: behavior.ToolRequest) -> None:
         tool_use_id = str(uuid.uuid4())

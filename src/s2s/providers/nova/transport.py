@@ -53,12 +53,40 @@ _tls_contexts: dict[str | None, crt_io.ClientTlsContext] = {}
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _http_client(ca_file: str | None) -> AWSCRTHTTPClient:
+class _CRTClient(AWSCRTHTTPClient):
+    """The SDK's CRT client, remembering its HTTP/2 streams so they can be wound down.
+
+    CRT writes the request body from a task of its own. When the service answers before the body
+    ends (a refused request) or the connection dies, that task fails writing the end of the body;
+    nobody would ever read its error. :meth:`wind_down` reads it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crt_streams: list[Any] = []
+
+    async def _await_response(self, stream: Any) -> Any:
+        self.crt_streams.append(stream)
+        return await super()._await_response(stream)
+
+    def wind_down(self) -> None:
+        for stream in self.crt_streams:
+            writer = getattr(stream, "_writer", None)
+            if isinstance(writer, asyncio.Task):
+                writer.add_done_callback(_read_result)
+
+
+def _read_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _http_client(ca_file: str | None) -> _CRTClient:
     """A CRT HTTP/2 client on the shared event loop, trusting ``ca_file`` if given."""
     global _event_loop
     if _event_loop is None:
         _event_loop = _AWSCRTEventLoop()
-    client = AWSCRTHTTPClient(
+    client = _CRTClient(
         eventloop=_event_loop, client_config=AWSCRTHTTPClientConfig(force_http_2=True)
     )
     context = _tls_contexts.get(ca_file)
@@ -109,7 +137,7 @@ def _describe(exc: BaseException) -> str:
 class NovaTransport:
     """One ``InvokeModelWithBidirectionalStream`` call as a frame transport."""
 
-    def __init__(self, stream: Any, http: AWSCRTHTTPClient) -> None:
+    def __init__(self, stream: Any, http: _CRTClient) -> None:
         self._stream = stream
         self._http = http
         self._output: Any = None
@@ -165,9 +193,11 @@ class NovaTransport:
 
     async def close(self) -> None:
         """Send the signed empty event and END_STREAM, let the answer end, drop the link."""
-        if self._ended is None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._stream.input_stream.close(), 2.0)
+        open_ = self._ended is None
+        self._http.wind_down()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stream.input_stream.close(), 2.0)
+        if open_:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._output_done.wait(), 1.0)
         self._end("closed")
@@ -175,9 +205,15 @@ class NovaTransport:
 
     def abort(self) -> None:
         self._end("aborted")
-        task = asyncio.get_running_loop().create_task(self._http.close())
+        self._http.wind_down()
+        task = asyncio.get_running_loop().create_task(self._shut())
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+    async def _shut(self) -> None:
+        await self._http.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stream.input_stream.close(), 2.0)
 
 
 #: Bound on starting a call (the SDK never returns if signing fails before the request is sent).
