@@ -115,7 +115,9 @@ async def test_tool_round_trip(nova_emulator):
         'The lookup_order tool returned {"status": "shipped"}.'
     ]
     tool_start = next(
-        body for name, body in sent(nova_emulator) if name == "contentStart" and body["type"] == "TOOL"
+        body
+        for name, body in sent(nova_emulator)
+        if name == "contentStart" and body["type"] == "TOOL"
     )
     assert tool_start["toolResultInputConfiguration"]["toolUseId"] == call.id
 

@@ -30,7 +30,8 @@ from aws_sdk_bedrock_runtime.models import (  # type: ignore[import-untyped]
     InvokeModelWithBidirectionalStreamInputChunk,
     InvokeModelWithBidirectionalStreamOperationInput,
 )
-from awscrt import io as crt_io  # type: ignore[import-untyped]
+from awscrt import http as crt_http  # type: ignore[import-untyped]
+from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
 from smithy_aws_core.identity import AWSCredentialsIdentity
 from smithy_aws_event_stream.exceptions import UnmodeledEventError
@@ -68,6 +69,35 @@ class _CRTClient(AWSCRTHTTPClient):
     async def _await_response(self, stream: Any) -> Any:
         self.crt_streams.append(stream)
         return await super()._await_response(stream)
+
+    async def close(self) -> None:
+        """Close the connections without ever cancelling CRT's shutdown futures.
+
+        The base class awaits them through ``asyncio.wrap_future``; a cancelled wait (a timeout,
+        a session ending) cancels the future, and CRT's thread then fails setting it.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        connections = list(self._connections.values())
+        self._connections.clear()
+        futures = [crt_http.HttpClientConnection.close(c) for c in connections]
+        loop = asyncio.get_running_loop()
+        all_done = asyncio.Event()
+
+        def check() -> None:
+            if all(f.done() for f in futures):
+                all_done.set()
+
+        def on_done(_: object) -> None:  # runs on CRT's thread
+            with contextlib.suppress(RuntimeError):  # the loop may be gone
+                loop.call_soon_threadsafe(check)
+
+        for future in futures:
+            future.add_done_callback(on_done)
+        check()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_done.wait(), 2.0)
 
     def wind_down(self) -> None:
         for stream in self.crt_streams:
@@ -157,10 +187,17 @@ class NovaTransport:
         except (OSError, SmithyError, AwsCrtError) as exc:
             raise TransportClosed(None, f"sending failed: {exc}") from exc
 
-    def _end(self, reason: str) -> None:
-        if self._ended is None:
+    def _end(self, reason: str, *, release: bool = False) -> None:
+        """Mark the stream over; ``release`` also frees it (nobody else may close it)."""
+        first = self._ended is None
+        if first:
             self._ended = reason
         self._output_done.set()
+        if release and first:
+            self._http.wind_down()
+            task = asyncio.get_running_loop().create_task(self._shut())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
 
     async def recv(self) -> str | bytes:
         if self._pending:
@@ -171,20 +208,20 @@ class NovaTransport:
             try:
                 _, self._output = await self._stream.await_output()
             except Exception as exc:
-                self._end("the request was refused")
+                self._end("the request was refused", release=True)
                 return _describe(exc)
             return STREAM_ACCEPTED
         while True:
             try:
                 event = await self._output.receive()
             except (CallError, UnmodeledEventError) as exc:
-                self._end("the stream ended with an exception")
+                self._end("the stream ended with an exception", release=True)
                 return _describe(exc)
             except (OSError, SmithyError, AwsCrtError) as exc:
-                self._end(f"connection lost: {exc}")
+                self._end(f"connection lost: {exc}", release=True)
                 raise TransportClosed(None, self._ended or "") from exc
             if event is None:
-                self._end("end of stream")
+                self._end("end of stream", release=True)
                 raise TransportClosed(None, "end of stream")
             value = getattr(event, "value", None)
             if isinstance(value, BidirectionalOutputPayloadPart) and value.bytes_ is not None:
@@ -204,16 +241,12 @@ class NovaTransport:
         await self._http.close()
 
     def abort(self) -> None:
-        self._end("aborted")
-        self._http.wind_down()
-        task = asyncio.get_running_loop().create_task(self._shut())
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        self._end("aborted", release=True)
 
     async def _shut(self) -> None:
-        await self._http.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._stream.input_stream.close(), 2.0)
+        await self._http.close()
 
 
 #: Bound on starting a call (the SDK never returns if signing fails before the request is sent).
