@@ -23,6 +23,9 @@ class NovaProvider(Provider):
     input_rate = NovaProtocol.input_rate
     output_rate = NovaProtocol.output_rate
     extra_keys = EXTRA_KEYS
+    #: Longer than s2n's "blinding" delay (10-30 s) after a TLS failure such as an untrusted
+    #: certificate, so that error is reported instead of a setup timeout.
+    setup_timeout = 35.0
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -51,16 +51,19 @@ class HistoryPlan:
 
 
 def split_text(text: str, limit: int = PIECE_BYTES) -> list[str]:
-    """Pieces of ``text`` of at most ``limit`` UTF-8 bytes, cut at spaces where possible."""
+    """Pieces of ``text`` of at most ``limit`` UTF-8 bytes, cut after a space where possible.
+
+    The pieces join back (``"".join``) into ``text.strip()``, as Nova joins a block's inputs.
+    """
     pieces: list[str] = []
     rest = text.strip()
     while len(rest.encode("utf-8")) > limit:
         cut = len(rest.encode("utf-8")[:limit].decode("utf-8", errors="ignore"))
-        space = rest.rfind(" ", 0, cut)
+        space = rest.rfind(" ", 0, cut - 1)
         if space > cut // 2:
-            cut = space
-        pieces.append(rest[:cut].strip())
-        rest = rest[cut:].strip()
+            cut = space + 1
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
     if rest:
         pieces.append(rest)
     return pieces

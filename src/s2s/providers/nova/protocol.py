@@ -142,7 +142,13 @@ def error_for(
     kind = _canonical_type(kind or "UnknownError")
     text = f"{PROVIDER}: {kind}: {message}" if message else f"{PROVIDER}: {kind}"
     if kind in _AUTH_ERRORS:
-        return AuthenticationError(text, code=kind, provider=PROVIDER, retryable=False)
+        return AuthenticationError(
+            f"{text}. AWS refused the credentials: check the access key id, secret access key, "
+            "session token and region",
+            code=kind,
+            provider=PROVIDER,
+            retryable=False,
+        )
     if kind == "ExpiredTokenException":  # fresh credentials are fetched for the next stream
         return AuthenticationError(text, code=kind, provider=PROVIDER, retryable=True)
     if kind == "ValidationException":

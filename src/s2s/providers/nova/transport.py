@@ -46,7 +46,7 @@ from .settings import PROVIDER, NovaSettings
 __all__ = ["NovaTransport", "open_stream"]
 
 STREAM_ACCEPTED = json.dumps({"streamAccepted": {}})
-_UNKNOWN_ERROR = re.compile(r"status: (?P<status>\d+)(?: - id: \S*?#?(?P<code>\w+))?")
+_UNKNOWN_ERROR = re.compile(r"status: (?P<status>\d+)(?: - id: (?:\S*#)?(?P<code>\w+))?")
 _TLS_ERRORS = ("TLS", "CERT", "X509", "SSL")
 
 _event_loop: _AWSCRTEventLoop | None = None
@@ -153,7 +153,7 @@ def _describe(exc: BaseException) -> str:
         if match is not None:
             code = match["code"] or "UnknownError"
             status = status or int(match["status"])
-            return _exception_frame(code, f"HTTP {status} before the stream started", status)
+            return _exception_frame(code, f"HTTP {status} {code} before the stream started", status)
         return _exception_frame("UnknownError", exc.message, status)
     crt = exc if isinstance(exc, AwsCrtError) else exc.__cause__
     name = getattr(crt, "name", "") or type(exc).__name__
