@@ -7,6 +7,7 @@ API, the CRT HTTP/2 transport, and the CRT trust-store override for the emulator
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -67,6 +68,16 @@ class SdkStream:
         await self.http.close()
 
 
+def _quiet_body_task_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """CRT's request-body task fails ("HTTP-stream has completed") whenever the server ends a
+    stream before the client's body ends (every in-stream exception); nothing reads that error.
+    It is the SDK's own noise, so it is not logged; anything else is."""
+    future = context.get("future")
+    if future is not None and "_set_request_body_generator" in repr(future):
+        return
+    loop.default_exception_handler(context)
+
+
 async def open_sdk_stream(
     emulator: NovaEmulator,
     *,
@@ -74,6 +85,7 @@ async def open_sdk_stream(
     access_key_id: str = DEFAULT_CREDENTIALS.access_key_id,
     secret_access_key: str = DEFAULT_CREDENTIALS.secret_access_key,
 ) -> SdkStream:
+    asyncio.get_running_loop().set_exception_handler(_quiet_body_task_errors)
     http = AWSCRTHTTPClient()
     options = crt_io.TlsContextOptions()
     options.override_default_trust_store_from_path(None, str(emulator.ca_file))
