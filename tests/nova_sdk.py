@@ -84,12 +84,16 @@ async def open_sdk_stream(
     model: str = MODEL,
     access_key_id: str = DEFAULT_CREDENTIALS.access_key_id,
     secret_access_key: str = DEFAULT_CREDENTIALS.secret_access_key,
+    http: AWSCRTHTTPClient | None = None,
+    ca_file: str | None = None,
 ) -> SdkStream:
+    """A started call; pass one ``http`` client to several calls to share its connection."""
     asyncio.get_running_loop().set_exception_handler(_quiet_body_task_errors)
-    http = AWSCRTHTTPClient()
-    options = crt_io.TlsContextOptions()
-    options.override_default_trust_store_from_path(None, str(emulator.ca_file))
-    http._tls_ctx = crt_io.ClientTlsContext(options)
+    if http is None:
+        http = AWSCRTHTTPClient()
+        options = crt_io.TlsContextOptions()
+        options.override_default_trust_store_from_path(None, ca_file or str(emulator.ca_file))
+        http._tls_ctx = crt_io.ClientTlsContext(options)
     config = await AsyncBedrockRuntimeConfig.resolve(
         endpoint_uri=emulator.url,
         region="us-east-1",

@@ -24,6 +24,7 @@ from smithy_aws_event_stream.events import Event, EventHeaderEncoder, EventMessa
 from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
 from s2s.emulators.nova.eventstream import encode
 from s2s.emulators.nova.sigv4 import canonical_request, request_signature
+from s2s.emulators.tls import self_signed
 
 from ..conftest import SECOND
 from ..nova_sdk import (
@@ -438,4 +439,38 @@ async def test_a_dropped_connection_ends_every_stream(emulator):
         assert emulator.live_streams == [] and emulator.endings == ["dropped", "dropped"]
     finally:
         for sdk in (first, second):
+            await sdk.close()
+
+
+async def test_several_streams_share_one_http2_connection(emulator):
+    first = await open_sdk_stream(emulator)
+    _, first.output = await first.stream.await_output()  # connected: the SDK pools the link
+    second = await open_sdk_stream(emulator, http=first.http)
+    try:
+        for sdk in (first, second):
+            for event in [*_opening(sdk.prompt), _audio(sdk.prompt)]:
+                await sdk.send(event)
+            for event in text_block(sdk.prompt, "USER", f"I am {sdk.prompt}", interactive=True):
+                await sdk.send(event)
+        for sdk in (first, second):
+            events = await asyncio.wait_for(
+                sdk.receive_until(lambda e: "textOutput" in e), 10 * SECOND
+            )
+            assert events[-1]["textOutput"]["content"] == f'You said: "I am {sdk.prompt}".'
+        assert emulator.connections == 1 and len(emulator.live_streams) == 2
+    finally:
+        await first.stream.input_stream.close()
+        await second.close()
+
+
+async def test_a_given_certificate_is_served(tmp_path):
+    files = self_signed(tmp_path)
+    async with NovaEmulator(certfile=files.certfile, keyfile=files.keyfile) as emulator:
+        assert emulator.ca_file is None  # nothing generated
+        sdk = await open_sdk_stream(emulator, ca_file=str(files.cafile))
+        try:
+            await sdk.send(session_start())
+            await asyncio.sleep(0.2)
+            assert emulator.streams[-1].received == ["sessionStart"]
+        finally:
             await sdk.close()

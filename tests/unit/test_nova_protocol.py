@@ -369,3 +369,22 @@ def test_a_tool_call_from_an_earlier_stream_is_answered_in_words():
         'The lookup tool you asked for earlier (input {"id": "A1"}) returned {"status": "shipped"}.'
     )
     assert isinstance(list(proto.conversation)[-1], FunctionOutput)
+
+
+def test_expiring_credentials_bring_the_rotation_forward():
+    proto = make(extra={"rotate_after_s": 360, "rotate_deadline_s": 450})
+    proto.connection_made(0.0)
+    proto.receive_data(json.dumps({"streamAccepted": {"credentialsExpireIn": 300.0}}), 0.0)
+    assert proto.deadline == 120.0  # 3 minutes before they expire
+    proto.send_text("hi", 1.0)
+    proto.timer_expired(120.0)
+    assert proto.rotation is None and proto.deadline == 240.0  # 1 minute before, at the latest
+    proto.timer_expired(240.0)
+    assert proto.rotation == "credentials_expiring"
+
+
+def test_credentials_about_to_expire_are_not_chased():
+    proto = make()
+    proto.connection_made(0.0)
+    proto.receive_data(json.dumps({"streamAccepted": {"credentialsExpireIn": 30.0}}), 0.0)
+    assert proto.deadline == 360.0  # no rotation loop on credentials that cannot last anyway

@@ -10,6 +10,7 @@ signatures must all come from the key that signed the request.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import aioboto3  # type: ignore[import-untyped]
@@ -86,8 +87,12 @@ class CredentialSource:
             raise AuthenticationError(
                 f"{PROVIDER}: could not obtain AWS credentials: {exc}", provider=PROVIDER
             ) from exc
+        # Refreshable credentials (SSO, assume-role) know when they expire; the stream is then
+        # moved to fresh ones before that (see NovaProtocol).
+        expiry = getattr(self._chain, "_expiry_time", None)
         return AWSCredentialsIdentity(
             access_key_id=frozen.access_key,
             secret_access_key=frozen.secret_key,
             session_token=frozen.token,
+            expiration=expiry if isinstance(expiry, datetime.datetime) else None,
         )

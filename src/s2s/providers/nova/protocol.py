@@ -21,6 +21,8 @@ FINAL text block's END_TURN (or ``completionEnd``); usage events become USAGE.
 Continuation (Nova streams last at most 8 minutes and there is no server-side resumption): after
 ``rotate_after_s``, at the first moment no answer is in progress, no tool call is outstanding and
 the caller is not speaking, :attr:`rotation` is set (and unconditionally at ``rotate_deadline_s``).
+Credentials that expire (SSO, assume-role) bring both moments forward, so the next stream is
+signed with fresh ones in time.
 The next stream gets the conversation within Nova's history rules (:mod:`.history`) and the
 caller audio the model has not transcribed yet (a rolling buffer, cleared at each USER
 transcript), so nothing said during the switch is lost. Tool calls made on an earlier stream
@@ -66,6 +68,11 @@ __all__ = ["NovaProtocol", "State", "error_for"]
 SPEECH_DBFS = -40.0
 #: The caller is "speaking" until this long after the last voiced chunk.
 SPEAKING_HOLD_S = 0.6
+#: Move to fresh credentials this long before a stream's expire (between answers), and this
+#: long before at the latest; expiries closer than ``CREDENTIALS_IGNORED_S`` are not acted on.
+CREDENTIALS_MARGIN_S = 180.0
+CREDENTIALS_DEADLINE_S = 60.0
+CREDENTIALS_IGNORED_S = 240.0
 #: Carried-over caller audio goes out in events of this many bytes (0.1 s at 16 kHz).
 REPLAY_CHUNK_BYTES = wire.INPUT_RATE * 2 // 10
 
@@ -211,6 +218,7 @@ class NovaProtocol(ProviderProtocol):
         self._connected_at: float | None = None
         self._rotation_due = False
         self._last_voice_at: float | None = None
+        self._credentials_expire_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -226,22 +234,38 @@ class NovaProtocol(ProviderProtocol):
             and not any(call.local for call in self._calls.values())
         )
 
+    def _rotate_at(self, connected_at: float) -> tuple[float, float]:
+        """When to move between answers, and when regardless (stream or credentials limit)."""
+        soft = connected_at + self.settings.rotate_after_s
+        hard = connected_at + self.settings.rotate_deadline_s
+        expire = self._credentials_expire_at
+        if expire is not None:
+            soft = min(soft, expire - CREDENTIALS_MARGIN_S)
+            hard = min(hard, expire - CREDENTIALS_DEADLINE_S)
+        return soft, hard
+
     @property
     def deadline(self) -> float | None:
         if self._connected_at is None or self.state is State.CLOSED or self.rotation:
             return None
-        if not self._rotation_due:
-            return self._connected_at + self.settings.rotate_after_s
-        return self._connected_at + self.settings.rotate_deadline_s
+        soft, hard = self._rotate_at(self._connected_at)
+        return hard if self._rotation_due else soft
 
     def timer_expired(self, now: float) -> None:
         if self._connected_at is None or self.rotation or self.state is State.CLOSED:
             return
-        if now >= self._connected_at + self.settings.rotate_deadline_s:
-            self.rotation = "session_limit"
-        elif now >= self._connected_at + self.settings.rotate_after_s:
+        soft, hard = self._rotate_at(self._connected_at)
+        if now >= hard:
+            self.rotation = self._rotation_reason(now)
+        elif now >= soft:
             self._rotation_due = True
             self._maybe_rotate(now)
+
+    def _rotation_reason(self, now: float) -> str:
+        expire = self._credentials_expire_at
+        if expire is not None and expire - now <= CREDENTIALS_MARGIN_S:
+            return "credentials_expiring"
+        return "session_limit"
 
     def _caller_speaking(self, now: float) -> bool:
         return self._last_voice_at is not None and now - self._last_voice_at < SPEAKING_HOLD_S
@@ -254,7 +278,7 @@ class NovaProtocol(ProviderProtocol):
             and self.idle
             and not self._caller_speaking(now)
         ):
-            self.rotation = "session_limit"
+            self.rotation = self._rotation_reason(now)
 
     def connection_made(self, now: float) -> None:
         self._connected_at = now
@@ -398,6 +422,9 @@ class NovaProtocol(ProviderProtocol):
         if kind == "streamAccepted":
             if self.state is State.OPENING:
                 self.state = State.READY
+            left = body.get("credentialsExpireIn")
+            if isinstance(left, (int, float)) and left > CREDENTIALS_IGNORED_S:
+                self._credentials_expire_at = now + left
         elif kind == "exception":
             self._held = body  # the stream ends right after it
         else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import re
 from typing import Any
@@ -45,7 +46,6 @@ from .settings import PROVIDER, NovaSettings
 
 __all__ = ["NovaTransport", "open_stream"]
 
-STREAM_ACCEPTED = json.dumps({"streamAccepted": {}})
 _UNKNOWN_ERROR = re.compile(r"status: (?P<status>\d+)(?: - id: (?:\S*#)?(?P<code>\w+))?")
 _TLS_ERRORS = ("TLS", "CERT", "X509", "SSL")
 
@@ -167,8 +167,9 @@ def _describe(exc: BaseException) -> str:
 class NovaTransport:
     """One ``InvokeModelWithBidirectionalStream`` call as a frame transport."""
 
-    def __init__(self, stream: Any, http: _CRTClient) -> None:
+    def __init__(self, stream: Any, http: _CRTClient, expiration: datetime.datetime | None) -> None:
         self._stream = stream
+        self._expiration = expiration
         self._http = http
         self._output: Any = None
         self._pending: list[str] = []
@@ -210,7 +211,11 @@ class NovaTransport:
             except Exception as exc:
                 self._end("the request was refused", release=True)
                 return _describe(exc)
-            return STREAM_ACCEPTED
+            accepted: dict[str, Any] = {}
+            if self._expiration is not None:
+                left = self._expiration - datetime.datetime.now(datetime.UTC)
+                accepted["credentialsExpireIn"] = round(left.total_seconds(), 1)
+            return json.dumps({"streamAccepted": accepted})
         while True:
             try:
                 event = await self._output.receive()
@@ -277,4 +282,7 @@ async def open_stream(settings: NovaSettings, identity: AWSCredentialsIdentity) 
             f"{PROVIDER}: cannot start the stream at {settings.endpoint}: {exc!r}",
             provider=PROVIDER,
         ) from exc
-    return NovaTransport(stream, http)
+    expiration = identity.expiration
+    if expiration is not None and expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=datetime.UTC)
+    return NovaTransport(stream, http, expiration)

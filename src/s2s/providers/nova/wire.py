@@ -11,7 +11,8 @@ Our client builds its events with the small functions below (plain dicts and ``j
 Besides Nova's own events, the transport hands the protocol two frames of its own, derived from
 what the SDK reports (they cannot collide with Nova events, which always have an ``event`` key):
 
-* ``{"streamAccepted": {}}``: the service answered the request with HTTP 200: the stream is up.
+* ``{"streamAccepted": {"credentialsExpireIn": 900.0}}``: the service answered the request with
+  HTTP 200: the stream is up (the seconds its credentials have left, when they expire).
 * ``{"exception": {"type": "ValidationException", "message": "...", "status": 400}}``: a
   modelled error, either the HTTP response before the stream (``status`` set) or an
   ``:message-type exception`` message inside it; the stream ends after it.
