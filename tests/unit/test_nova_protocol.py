@@ -289,7 +289,9 @@ def test_proactive_rotation_waits_for_the_answer_and_the_caller():
     answer(proto, "Once upon a time.")
     proto.timer_expired(111.0)
     assert proto.rotation is None and proto.idle
-    feed(proto, "usageEvent", now=112.0)  # any later event re-checks, after a pause
+    feed(proto, "usageEvent", now=112.0)
+    assert proto.rotation is None  # 1 s of quiet: Nova may not have transcribed it yet
+    feed(proto, "usageEvent", now=114.0)  # any later event re-checks, after a pause
     assert proto.rotation == "session_limit"
 
 
@@ -388,3 +390,13 @@ def test_credentials_about_to_expire_are_not_chased():
     proto.connection_made(0.0)
     proto.receive_data(json.dumps({"streamAccepted": {"credentialsExpireIn": 30.0}}), 0.0)
     assert proto.deadline == 360.0  # no rotation loop on credentials that cannot last anyway
+
+
+def test_replayed_audio_starts_shortly_before_the_speech():
+    quiet, loud = b"\x00\x00" * 16000, b"\x00\x40" * 8000  # 1 s of silence, 0.5 s of speech
+    carry = s2s.Continuation(pending_audio=quiet + loud)
+    proto = make(carry)
+    events = ready(proto)
+    replayed = b"".join(base64.b64decode(b["content"]) for n, b in events if n == "audioInput")
+    assert replayed == quiet[len(quiet) // 2 :] + loud  # 0.5 s lead-in, then all the speech
+    assert make(s2s.Continuation(pending_audio=quiet)).continuation("x").pending_audio == quiet

@@ -66,8 +66,13 @@ __all__ = ["NovaProtocol", "State", "error_for"]
 
 #: Caller audio counts as speech above this level (the rotation waits for a pause).
 SPEECH_DBFS = -40.0
-#: The caller is "speaking" until this long after the last voiced chunk.
-SPEAKING_HOLD_S = 0.6
+#: The caller counts as speaking until this long after the last voiced chunk: long enough for
+#: Nova's endpointing to have produced the transcript of what was said, so a rotation does not
+#: leave the old stream answering words the new one is also given.
+SPEAKING_HOLD_S = 2.5
+#: Replayed caller audio starts this long before its first speech (leading silence is dropped).
+REPLAY_LEAD_BYTES = wire.INPUT_RATE * 2 // 2
+_FRAME_BYTES = wire.INPUT_RATE * 2 // 50  # 20 ms
 #: Move to fresh credentials this long before a stream's expire (between answers), and this
 #: long before at the latest; expiries closer than ``CREDENTIALS_IGNORED_S`` are not acted on.
 CREDENTIALS_MARGIN_S = 180.0
@@ -293,13 +298,27 @@ class NovaProtocol(ProviderProtocol):
             for frame in wire.text_block(p, self._new_id(), turn.role, list(turn.pieces), False):
                 self._send(frame)
         self._send(wire.audio_start(p, self.audio_content))
-        replay = bytes(self._untranscribed)
+        replay = self._replay_audio()
         for start in range(0, len(replay), REPLAY_CHUNK_BYTES):
             chunk = replay[start : start + REPLAY_CHUNK_BYTES]
             self._send(wire.audio_input(p, self.audio_content, chunk))
         if carried.unanswered:
             self._send_text_block("USER", carried.unanswered, interactive=True)
             self._awaiting_answer = True
+
+    def _replay_audio(self) -> bytes:
+        """The carried-over caller audio from shortly before its first speech (or its tail)."""
+        audio = bytes(self._untranscribed)
+        first = next(
+            (
+                i
+                for i in range(0, len(audio) - _FRAME_BYTES + 1, _FRAME_BYTES)
+                if rms_dbfs(audio[i : i + _FRAME_BYTES]) > SPEECH_DBFS
+            ),
+            len(audio),
+        )
+        start = max(0, first - REPLAY_LEAD_BYTES)
+        return audio[start - start % 2 :]
 
     def close(self, now: float) -> None:
         if self.state in (State.OPENING, State.READY):
