@@ -244,8 +244,13 @@ async def test_recovers_from_the_stream_limits(nova_emulator, limit, ending):
         setattr(nova_emulator.options, limit, 600.0)
         assert resumed[-1].reason == "session_expired"
         await session.send_text("recall")
-        events = await collect(session, turn_end())
-    (answer,) = final_text(events, Role.ASSISTANT)
+        events = await collect(
+            session,
+            lambda e: e.type is EventType.TRANSCRIPT
+            and e.final
+            and (e.text or "").startswith("Earlier you said"),
+        )
+    answer = events[-1].text or ""
     assert '"my account number is 778"' in answer and '"and my name is Ada"' in answer
     assert ending in nova_emulator.endings
 
