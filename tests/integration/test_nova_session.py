@@ -246,9 +246,11 @@ async def test_recovers_from_the_stream_limits(nova_emulator, limit, ending):
         await session.send_text("recall")
         events = await collect(
             session,
-            lambda e: e.type is EventType.TRANSCRIPT
-            and e.final
-            and (e.text or "").startswith("Earlier you said"),
+            lambda e: (
+                e.type is EventType.TRANSCRIPT
+                and e.final
+                and (e.text or "").startswith("Earlier you said")
+            ),
         )
     answer = events[-1].text or ""
     assert '"my account number is 778"' in answer and '"and my name is Ada"' in answer

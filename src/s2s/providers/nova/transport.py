@@ -34,12 +34,13 @@ from aws_sdk_bedrock_runtime.models import (  # type: ignore[import-untyped]
 from awscrt import http as crt_http  # type: ignore[import-untyped]
 from awscrt import io as crt_io
 from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
+from smithy_aws_core.config.exceptions import ConfigError
 from smithy_aws_core.identity import AWSCredentialsIdentity
 from smithy_aws_event_stream.exceptions import UnmodeledEventError
 from smithy_core.exceptions import CallError, ModeledError, SmithyError
 from smithy_http.aio.crt import AWSCRTHTTPClient, AWSCRTHTTPClientConfig, _AWSCRTEventLoop
 
-from ...errors import ProviderConnectionError
+from ...errors import ConfigurationError, ProviderConnectionError
 from ...transport import TransportClosed
 from .credentials import FrozenIdentity
 from .settings import PROVIDER, NovaSettings
@@ -276,6 +277,11 @@ async def open_stream(settings: NovaSettings, identity: AWSCredentialsIdentity) 
             ),
             START_TIMEOUT_S,
         )
+    except ConfigError as exc:  # e.g. an unreadable shared config file
+        await http.close()
+        raise ConfigurationError(
+            f"{PROVIDER}: the AWS SDK configuration is invalid: {exc}", provider=PROVIDER
+        ) from exc
     except (TimeoutError, SmithyError, AwsCrtError, OSError) as exc:
         await http.close()
         raise ProviderConnectionError(
