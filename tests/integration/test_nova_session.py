@@ -100,13 +100,18 @@ async def test_the_opening_and_the_orderly_close(nova_emulator):
     assert nova_emulator.endings == ["client"]
 
 
+async def ask_for_a_lookup(session: s2s.Session, order_id: str) -> s2s.ToolCall:
+    await session.send_text(f'call lookup_order {{"order_id": "{order_id}"}}')
+    events = await collect(session, turn_end("tool_calls"))
+    (call,) = [e.tool_call for e in events if e.type is EventType.TOOL_CALL]
+    assert call.name == "lookup_order" and call.args == {"order_id": order_id}
+    return call
+
+
 async def test_tool_round_trip(nova_emulator):
     engine = s2s.new("nova", nova_config(nova_emulator, tools=[LOOKUP]))
     async with await engine.start() as session:
-        await session.send_text('call lookup_order {"order_id": "A1"}')
-        events = await collect(session, turn_end("tool_calls"))
-        (call,) = [e.tool_call for e in events if e.type is EventType.TOOL_CALL]
-        assert call.name == "lookup_order" and call.args == {"order_id": "A1"}
+        call = await ask_for_a_lookup(session, "A1")
         await session.send_tool_result(ToolResult(call.id, '{"status": "shipped"}'))
         events = await collect(session, turn_end())
         with pytest.raises(s2s.InvalidInputError, match="already answered"):
@@ -260,9 +265,7 @@ async def test_recovers_from_the_stream_limits(nova_emulator, limit, ending):
 async def test_a_pending_tool_call_survives_a_lost_connection(nova_emulator):
     engine = s2s.new("nova", nova_config(nova_emulator, tools=[LOOKUP]))
     async with await engine.start() as session:
-        await session.send_text('call lookup_order {"order_id": "B7"}')
-        events = await collect(session, turn_end("tool_calls"))
-        (call,) = [e.tool_call for e in events if e.type is EventType.TOOL_CALL]
+        call = await ask_for_a_lookup(session, "B7")
         nova_emulator.drop_connections()
         await collect(session, lambda e: e.type is EventType.SESSION_RESUMED)
         await session.send_tool_result(ToolResult(call.id, '{"status": "delayed"}'))
