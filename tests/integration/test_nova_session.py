@@ -187,6 +187,24 @@ async def test_rotation_at_the_deadline_loses_no_caller_audio(nova_emulator):
     )
 
 
+async def test_repeated_rotations_in_one_utterance_lose_nothing(nova_emulator):
+    """Several streams in a row, each cut mid-sentence: the last one still hears it all."""
+    pcm = utterance(4.0, 16000, seed=9)
+    extra = {"rotate_after_s": 0.7, "rotate_deadline_s": 0.7}
+    engine = s2s.new("nova", nova_config(nova_emulator, sample_rate=16000, extra=extra))
+    async with await engine.start() as session:
+        await stream(session, pcm, 16000, realtime=True)
+        events = await collect(session, turn_end())
+    (user,) = final_text(events, Role.USER)
+    gaps = sorted(e.data["gap_ms"] for e in events if e.type is EventType.SESSION_RESUMED)
+    assert len(gaps) >= 3 and len(nova_emulator.streams) == len(gaps) + 1
+    assert heard_seconds(user) == voiced(4.0, 16000, seed=9)
+    print(
+        f"\n{len(gaps)} rotations, gap ms: min {gaps[0]}, median {gaps[len(gaps) // 2]}, "
+        f"max {gaps[-1]}"
+    )
+
+
 async def test_rotation_waits_for_the_answer_and_carries_the_history(nova_emulator):
     nova_emulator.options.speed = 2.0
     extra = {"rotate_after_s": 0.5, "rotate_deadline_s": 60}
