@@ -9,6 +9,7 @@ import pytest
 
 import s2s
 from s2s.emulators.gemini import GeminiEmulator
+from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
 from s2s.emulators.openai import OpenAIEmulator
 
 #: Seconds; scale every timeout with S2S_TESTS_TIMEOUT_FACTOR on a slow machine.
@@ -25,6 +26,8 @@ _PROVIDER_ENV = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
     "REDIS_URL",
 )
 
@@ -34,6 +37,10 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach a real provider or pick up a developer's keys."""
     for name in _PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    # The AWS credential chain must find nothing: no files, no instance metadata service.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture
@@ -58,5 +65,22 @@ async def gemini_emulator() -> AsyncIterator[GeminiEmulator]:
 
 def gemini_config(emulator: GeminiEmulator, **kwargs: object) -> s2s.Config:
     extra = {"api_key": GEMINI_KEY, "base_url": emulator.url, "ca_file": str(emulator.ca_file)}
+    extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
+    return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def nova_emulator() -> AsyncIterator[NovaEmulator]:
+    async with NovaEmulator(record=True, speed=8.0) as emulator:
+        yield emulator
+
+
+def nova_config(emulator: NovaEmulator, **kwargs: object) -> s2s.Config:
+    extra = {
+        "base_url": emulator.url,
+        "ca_file": str(emulator.ca_file),
+        "aws_access_key_id": DEFAULT_CREDENTIALS.access_key_id,
+        "aws_secret_access_key": DEFAULT_CREDENTIALS.secret_access_key,
+    }
     extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
     return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]

@@ -14,12 +14,14 @@ from typing import Any
 EMULATORS = {
     "openai": "s2s.emulators.openai.cli",
     "gemini": "s2s.emulators.gemini.cli",
+    "nova": "s2s.emulators.nova.cli",
 }
 
 #: Provider name -> emulator name (what ``s2s demo`` starts when the provider has no key).
 PROVIDER_EMULATORS = {
     "openai_realtime": "openai",
     "gemini_live": "gemini",
+    "nova": "nova",
 }
 
 
