@@ -287,6 +287,23 @@ def service_processes(exclude: set[int]) -> list[psutil.Process]:
     return [p for p in me.children(recursive=True) if p.pid not in exclude]
 
 
+_KINDS = (
+    ("SessionActor", "session actors"),
+    ("ServeReplica", "ingress replica"),
+    ("redis-server", "redis"),
+    ("tool-worker", "tool workers"),
+)
+
+
+def kind_of(process: psutil.Process) -> str:
+    """Which part of the service a process is (everything else is Ray's own machinery)."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return "ray system"
+    return next((name for key, name in _KINDS if key in command), "ray system")
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
     out = {}
     for process in processes:
@@ -320,6 +337,8 @@ class RunResult:
     cpu_per_session: float
     actor_mb: list[float]
     errors: list[str]
+    cores: dict[str, float] = field(default_factory=dict)
+    """Cores used during the window, by part (service parts, the emulator, the callers)."""
 
 
 async def run_callers(
@@ -344,7 +363,11 @@ async def one_n(
     exclude = {emulator.process.pid}
     cpu_before: dict[int, float] = {}
     cpu_after: dict[int, float] = {}
+    kinds: dict[int, str] = {}
     memory: list[float] = []
+    others_before: list[float] = []
+    others_after: list[float] = []
+    outside = [emulator.process.pid, os.getpid()]
 
     pacer = Pacer(seconds, n)
 
@@ -352,10 +375,14 @@ async def one_n(
         nonlocal cpu_before, cpu_after, memory
         await pacer.started.wait()
         await asyncio.sleep(max(0.0, pacer.start + WARMUP_S - time.monotonic()))
-        cpu_before = cpu_seconds(service_processes(exclude))
+        processes = service_processes(exclude)
+        kinds.update({p.pid: kind_of(p) for p in processes})
+        cpu_before = cpu_seconds(processes)
+        others_before[:] = [cpu_seconds([psutil.Process(pid)]).get(pid, 0.0) for pid in outside]
         began = time.monotonic()
         await asyncio.sleep(max(1.0, seconds - WARMUP_S - 0.5))
         cpu_after = cpu_seconds(service_processes(exclude))
+        others_after[:] = [cpu_seconds([psutil.Process(pid)]).get(pid, 0.0) for pid in outside]
         memory = actor_memory_mb()
         sample.elapsed = time.monotonic() - began  # type: ignore[attr-defined]
 
@@ -368,7 +395,13 @@ async def one_n(
     used = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
     elapsed = sample.elapsed  # type: ignore[attr-defined]
     errors = [e for c in callers for e in c.errors]
-    return RunResult(n, floor, service, used / (n * elapsed), memory, errors)
+    cores: dict[str, float] = {}
+    for pid, after in cpu_after.items():
+        kind = kinds.get(pid, "ray system")
+        cores[kind] = cores.get(kind, 0.0) + (after - cpu_before.get(pid, 0.0)) / elapsed
+    cores["emulator"] = (others_after[0] - others_before[0]) / elapsed
+    cores["callers"] = (others_after[1] - others_before[1]) / elapsed
+    return RunResult(n, floor, service, used / (n * elapsed), memory, errors, cores)
 
 
 def table(results: list[RunResult], mode: str, cores: int, idle_cpu: float) -> str:
@@ -397,10 +430,13 @@ def table(results: list[RunResult], mode: str, cores: int, idle_cpu: float) -> s
                 f"{sp99:.1f} ms | {sp50 - fp50:+.1f} ms | {sp99 - fp99:+.1f} ms | "
                 f"{arrived} |"
             )
+    parts = ("session actors", "ingress replica", "redis", "ray system")
     lines += [
         "",
-        "| N | service CPU per session-second | memory per session actor (USS) | errors |",
-        "|---|---|---|---|",
+        "| N | service CPU per session-second | memory per session actor (USS) | "
+        + " | ".join(f"{p} (cores)" for p in parts)
+        + " | emulator + callers (cores) | errors |",
+        "|---|---|---|" + "---|" * len(parts) + "---|---|",
     ]
     for r in results:
         memory = (
@@ -408,7 +444,12 @@ def table(results: list[RunResult], mode: str, cores: int, idle_cpu: float) -> s
             if r.actor_mb
             else "n/a"
         )
-        lines.append(f"| {r.n} | {r.cpu_per_session:.4f} core | {memory} | {len(r.errors)} |")
+        shares = " | ".join(f"{r.cores.get(p, 0.0):.2f}" for p in parts)
+        load = r.cores.get("emulator", 0.0) + r.cores.get("callers", 0.0)
+        lines.append(
+            f"| {r.n} | {r.cpu_per_session:.4f} core | {memory} | {shares} | {load:.2f} | "
+            f"{len(r.errors)} |"
+        )
     sustained = [
         r.n
         for r in results

@@ -49,7 +49,8 @@ from s2s.service import keys as redis_keys
 from s2s.service.config import ServiceConfig
 from s2s.service.envelope import Envelope
 from s2s.service.media import Endpoint, MediaClient
-from s2s.service.metrics import Metrics, render
+from s2s.service.metrics import Metrics
+from s2s.service.metrics_render import render
 from s2s.service.state import SessionStore
 from s2s.service.subscribe import SubscriptionHub
 from s2s.tools.registry import ToolRegistry, pool_registries

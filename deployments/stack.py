@@ -172,7 +172,9 @@ class LocalStack:
         http_options: dict[str, Any] = {"host": config.serve.host, "port": config.serve.port}
         if config.serve.request_timeout_s is not None:
             http_options["request_timeout_s"] = config.serve.request_timeout_s
-        serve.start(http_options=http_options)
+        # With direct ingress the replicas serve HTTP themselves; a proxy would only cost CPU.
+        proxy = "Disabled" if config.serve.direct_ingress else "EveryNode"
+        serve.start(http_options=http_options, proxy_location=proxy)
         serve.run(build_app(config=config), name="s2s", route_prefix="/", blocking=False)
         base = f"http://{config.serve.host}:{config.serve.port}"
         if config.serve.direct_ingress:

@@ -2,7 +2,8 @@ import pytest
 
 import s2s
 from s2s.service import keys
-from s2s.service.metrics import Metrics, render
+from s2s.service.metrics import Metrics
+from s2s.service.metrics_render import render
 from s2s.service.redis_server import EmbeddedRedis, find_redis_server
 
 

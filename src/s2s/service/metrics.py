@@ -3,8 +3,9 @@
 Session actors, replicas and tool workers are separate processes on separate nodes. Each keeps
 cheap in-memory counters and histograms (:class:`Metrics`) and adds them to the Redis hash
 ``s2s:metrics`` every few seconds (``HINCRBYFLOAT``, one pipeline). Any ingress replica renders
-the hash in the Prometheus text format on ``/metrics`` (:func:`render`), so a scrape of any
-replica sees the whole cluster.
+the hash in the Prometheus text format on ``/metrics`` (:mod:`.metrics_render`), so a scrape of
+any replica sees the whole cluster. Recording needs no Prometheus library: session actors do not
+load one.
 """
 
 from __future__ import annotations
@@ -14,21 +15,12 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-
 from . import keys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["COUNTERS", "HISTOGRAMS", "Metrics", "render"]
+__all__ = ["COUNTERS", "HISTOGRAMS", "Labels", "Metrics", "decode_labels"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TOOL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -64,7 +56,7 @@ def _encode(labels: Labels) -> str:
     return ",".join(f"{k}={v}" for k, v in labels)
 
 
-def _decode(text: str) -> Labels:
+def decode_labels(text: str) -> Labels:
     if not text:
         return ()
     return tuple(tuple(part.split("=", 1)) for part in text.split(","))  # type: ignore[misc]
@@ -112,63 +104,3 @@ class Metrics:
             for field, value in fields:
                 pipe.hincrbyfloat(keys.METRICS, field, value)
             await pipe.execute()
-
-
-class _Snapshot(Collector):
-    def __init__(self, fields: Mapping[str, float], live_sessions: int) -> None:
-        self._fields = fields
-        self._live = live_sessions
-
-    def collect(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily("s2s_live_sessions", "Sessions with a live actor.")
-        gauge.add_metric([], self._live)
-        yield gauge
-        counters: dict[str, CounterMetricFamily] = {}
-        hist: dict[tuple[str, Labels], dict[str, object]] = {}
-        for field, value in self._fields.items():
-            kind, name, *rest = field.split("|")
-            labels = _decode(rest[0]) if rest else ()
-            if kind == "c" and name in COUNTERS:
-                family = counters.get(name)
-                if family is None:
-                    family = counters[name] = CounterMetricFamily(
-                        name, COUNTERS[name], labels=[k for k, _ in labels]
-                    )
-                family.add_metric([v for _, v in labels], value)
-            elif name in HISTOGRAMS:
-                entry = hist.setdefault((name, labels), {"buckets": {}, "sum": 0.0})
-                if kind == "b":
-                    entry["buckets"][int(rest[1])] = value  # type: ignore[index]
-                elif kind == "s":
-                    entry["sum"] = value
-        yield from counters.values()
-        families: dict[str, HistogramMetricFamily] = {}
-        for (name, labels), entry in sorted(hist.items()):
-            help_text, bounds = HISTOGRAMS[name]
-            histogram = families.get(name)
-            if histogram is None:
-                histogram = families[name] = HistogramMetricFamily(
-                    name, help_text, labels=[k for k, _ in labels]
-                )
-            counts: dict[int, float] = entry["buckets"]  # type: ignore[assignment]
-            cumulative = 0.0
-            series = []
-            for index, bound in enumerate(bounds):
-                cumulative += counts.get(index, 0.0)
-                series.append((str(bound), cumulative))
-            cumulative += counts.get(len(bounds), 0.0)
-            series.append(("+Inf", cumulative))
-            histogram.add_metric(
-                [v for _, v in labels],
-                series,
-                sum_value=float(entry["sum"]),  # type: ignore[arg-type]
-            )
-        yield from families.values()
-
-
-def render(fields: Mapping[bytes | str, bytes | str | float], live_sessions: int) -> bytes:
-    """The Prometheus text exposition of the cluster totals read from ``s2s:metrics``."""
-    decoded = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in fields.items()}
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(decoded, live_sessions))
-    return bytes(generate_latest(registry))
