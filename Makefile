@@ -2,10 +2,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit bench venv clean
 
-demo: venv  ## run a demo call (the local emulator unless a provider key is set)
-	$(BIN)/s2s demo
+demo: venv  ## the whole stack on embedded defaults, and a demo call through it
+	$(BIN)/s2s up
 
 test: venv lint typecheck  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
@@ -19,6 +19,10 @@ typecheck: venv
 
 unit: venv  ## the fast tests only (no subprocesses or servers beyond loopback emulators)
 	$(BIN)/pytest tests/unit
+
+bench: venv  ## concurrent real-time sessions through the service vs a direct floor
+	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30,40,50 --seconds 20 --ingress direct --output docs/benchmarks.md
+	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30 --seconds 20 --ingress proxy --output docs/benchmarks.md
 
 venv:
 	@scripts/bootstrap >/dev/null

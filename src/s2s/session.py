@@ -511,9 +511,22 @@ class Session:
         try:
             link = await self._connect(carry)
         except S2SError as exc:
-            self._switch = None
-            await self._fail(exc)
-            return
+            if lost or not exc.retryable:
+                self._switch = None
+                await self._fail(exc)
+                return
+            # Some providers refuse a second connection while the first is open (Gemini has been
+            # reported to refuse a resumption with 1011 then). Close the old one and retry once.
+            log.warning("no new connection while the old one is open (%s); closing it first", exc)
+            carry = old.protocol.continuation(reason)
+            await self._retire(old, polite=True)
+            lost = True
+            try:
+                link = await self._connect(carry)
+            except S2SError as retry_exc:
+                self._switch = None
+                await self._fail(retry_exc)
+                return
         if self.closed:  # closed while we were connecting
             await self._retire(link, polite=True)
             return

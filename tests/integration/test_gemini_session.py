@@ -624,3 +624,23 @@ async def test_manual_turns_survive_a_drop_mid_turn(gemini_emulator, resumption)
     got, events = await heard(40)
     assert EventType.SESSION_RESUMED in [e.type for e in events]
     assert got == control
+
+
+async def test_a_provider_that_refuses_overlap_still_gets_a_handover(gemini_emulator, monkeypatch):
+    """If the new connection is refused while the old one is open, close the old one first."""
+    monkeypatch.setattr(
+        GeminiLiveProvider, "reconnect", s2s.ReconnectPolicy(attempts=2, base_delay=0.05)
+    )
+    gemini_emulator.options.refuse_resume_while_open = True
+    engine = s2s.new("gemini_live", gemini_config(gemini_emulator))
+    async with await engine.start() as session:
+        await session.send_text("my account number is 778")
+        await collect(session, turn_end())
+        await gemini_emulator.go_away(30.0)
+        events = await collect(session, lambda e: e.type is EventType.SESSION_RESUMED)
+        await session.send_text("recall")
+        after = await collect(session, turn_end())
+    assert events[-1].reason == "go_away"
+    assert 1011 in gemini_emulator.close_codes  # the overlapping attempts were refused
+    assert gemini_emulator.sessions[-1].resumed  # the sequential one resumed the state
+    assert answers(after) == ['Earlier you said: "my account number is 778".']

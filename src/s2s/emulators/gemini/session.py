@@ -56,6 +56,8 @@ class EmulatorOptions:
             (``transparent``); False imitates servers that leave it out.
         message_delay_s: fault injection: delay before every server message.
         record: keep every frame in and out (``frames_in`` / ``frames_out``) for inspection.
+        refuse_resume_while_open: refuse (1011) a resumption while the connection it continues
+            is still open, as production has been reported to do (aicc2025/sip-to-ai#14).
     """
 
     api_key: str | None = None
@@ -69,6 +71,7 @@ class EmulatorOptions:
     transparent_index: bool = True
     message_delay_s: float = 0.0
     record: bool = False
+    refuse_resume_while_open: bool = False
 
 
 class HandleStore:
@@ -81,6 +84,8 @@ class HandleStore:
         self._handles: dict[str, tuple[ModelState, str]] = {}
         self.capacity = capacity
         self.expired_chains: set[str] = set()
+        #: Conversation chains with an open connection (chain -> connections).
+        self.open_chains: dict[str, int] = {}
 
     def put(self, state: ModelState, model: str) -> str:
         handle = secrets.token_urlsafe(32)
@@ -144,6 +149,7 @@ class EmulatedSession:
         self.setup: _Setup | None = None
         self.state = ModelState(chain=secrets.token_hex(8), started=time.monotonic())
         self.resumed = False
+        self._opened_chain: str | None = None
         self.index = -1  # index of the last client message consumed (setup is 0)
         self.closed = False
         self.close_code: int | None = None
@@ -189,6 +195,14 @@ class EmulatedSession:
 
     def shutdown(self) -> None:
         self.closed = True
+        chain = self._opened_chain
+        if chain is not None:
+            self._opened_chain = None
+            remaining = self.store.open_chains.get(chain, 1) - 1
+            if remaining > 0:
+                self.store.open_chains[chain] = remaining
+            else:
+                self.store.open_chains.pop(chain, None)
         for task in list(self._tasks):
             task.cancel()
 
@@ -263,6 +277,9 @@ class EmulatedSession:
                 )
                 return
             state, handle_model = found
+            if self.options.refuse_resume_while_open and self.store.open_chains.get(state.chain):
+                await self.refuse(1011, "Internal error occurred.")
+                return
             if handle_model != model:
                 await self.refuse(
                     INVALID_ARGUMENT,
@@ -272,6 +289,10 @@ class EmulatedSession:
             self.state = state
             self.resumed = True
         self.setup = _configure(setup, model)
+        self._opened_chain = self.state.chain
+        self.store.open_chains[self._opened_chain] = (
+            self.store.open_chains.get(self._opened_chain, 0) + 1
+        )
         if self.state.vad is None and self.setup.automatic_vad:
             self.state.vad = self._new_vad()
         elif self.state.vad is not None:
