@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit k8s venv clean
 
 demo: venv  ## run a demo call (the local emulator unless a provider key is set)
 	$(BIN)/s2s demo
@@ -19,6 +19,9 @@ typecheck: venv
 
 unit: venv  ## the fast tests only (no subprocesses or servers beyond loopback emulators)
 	$(BIN)/pytest tests/unit
+
+k8s: venv  ## regenerate k8s/**/generated/ from config.yaml (serveConfigV2, the pods' ConfigMap)
+	$(BIN)/s2s k8s render
 
 venv:
 	@scripts/bootstrap >/dev/null

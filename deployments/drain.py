@@ -111,8 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespace", default="s2s-sessions", help="session actors' namespace")
     args = parser.parse_args(argv)
     if args.scope == "node":
-        result = subprocess.run(drain_command(int(args.timeout)), check=False, timeout=60)
-        if result.returncode != 0:
+        try:
+            failed = subprocess.run(drain_command(int(args.timeout)), timeout=60).returncode != 0
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"drain: {exc}", flush=True)
+            failed = True
+        if failed:
             print("drain: ray drain-node failed; waiting for the calls anyway", flush=True)
         counter: Callable[[], int] = lambda: len(session_processes())  # noqa: E731
     else:
