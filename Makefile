@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench venv clean
+.PHONY: demo test lint typecheck unit bench k8s venv clean
 
 demo: venv  ## the whole stack on embedded defaults, and a demo call through it
 	$(BIN)/s2s up
@@ -23,6 +23,9 @@ unit: venv  ## the fast tests only (no subprocesses or servers beyond loopback e
 bench: venv  ## concurrent real-time sessions through the service vs a direct floor
 	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30,40,50 --seconds 20 --ingress direct --output docs/benchmarks.md
 	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30 --seconds 20 --ingress proxy --output docs/benchmarks.md
+
+k8s: venv  ## regenerate k8s/**/generated/ from config.yaml (serveConfigV2, the pods' ConfigMap)
+	$(BIN)/s2s k8s render
 
 venv:
 	@scripts/bootstrap >/dev/null

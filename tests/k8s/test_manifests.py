@@ -1,0 +1,403 @@
+"""Every overlay of k8s/, rendered with real kustomize, validated offline.
+
+The RayService against KubeRay's CRD made strict, its serveConfigV2 against Ray's Serve
+schema and the code, core kinds with kubernetes-validate, the KEDA objects against what the
+tool workers really use, and the deployment's own rules (drain, secrets, sizing, probes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from deployments.app import build_app
+from deployments.serve_config import CONTAINER_CONFIG_PATH, check_serve_config
+from deployments.sizing import parse_cpu, parse_memory, session_slots
+from s2s.service import keys
+from s2s.service.config import ServiceConfig
+from s2s.tools.worker import GROUP
+
+from .crd import rayservice_errors
+from .render import K8S, OVERLAYS, build, one
+
+KUBERNETES_VERSION = "1.33.0"
+CUSTOM_KINDS = {"RayService", "ScaledObject", "TriggerAuthentication"}
+SECRETS = {"s2s-redis", "s2s-redis-gcs", "s2s-api-keys", "s2s-provider-keys", "s2s-tool-secrets"}
+CONSTRAINED_RAY = re.search(
+    r"^ray==(\S+)$", (K8S.parent / "constraints.txt").read_text(), re.MULTILINE
+)
+
+
+@pytest.fixture(params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def docs(overlay: str) -> list[dict[str, Any]]:
+    return build(K8S / "overlays" / overlay)
+
+
+@pytest.fixture
+def rayservice(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "RayService", "s2s")
+
+
+def cluster(rayservice: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = rayservice["spec"]["rayClusterConfig"]
+    return result
+
+
+def ray_pod_specs(rayservice: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = cluster(rayservice)
+    return [
+        spec["headGroupSpec"]["template"]["spec"],
+        *(group["template"]["spec"] for group in spec["workerGroupSpecs"]),
+    ]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    specs = [
+        d["spec"]["template"]["spec"] for d in docs if d["kind"] in {"Deployment", "StatefulSet"}
+    ]
+    for doc in docs:
+        if doc["kind"] == "RayService":
+            specs += ray_pod_specs(doc)
+    return specs
+
+
+def mounted_config(docs: list[dict[str, Any]], rayservice: dict[str, Any]) -> ServiceConfig:
+    """The config.yaml the Ray pods mount (the generated ConfigMap)."""
+    head = ray_pod_specs(rayservice)[0]
+    (volume,) = [v for v in head["volumes"] if v["name"] == "s2s-config"]
+    configmap = one(docs, "ConfigMap", volume["configMap"]["name"])
+    return ServiceConfig.model_validate(yaml.safe_load(configmap["data"]["config.yaml"]))
+
+
+# -- the RayService ------------------------------------------------------------------------------
+
+
+def test_the_rayservice_matches_the_strict_kuberay_crd(rayservice: dict[str, Any]) -> None:
+    assert rayservice["apiVersion"] == "ray.io/v1"
+    assert rayservice_errors(rayservice) == []
+
+
+def test_the_strict_crd_rejects_what_kubernetes_would_silently_prune(
+    rayservice: dict[str, Any],
+) -> None:
+    group = cluster(rayservice)["workerGroupSpecs"][0]
+    group["groupNme"] = group.pop("groupName")
+    group["maxReplicas"] = "ten"
+    cluster(rayservice)["gcsFaultToleranceOptions"]["redisPasword"] = "x"
+    errors = "\n".join(rayservice_errors(rayservice))
+    assert "'groupName' is a required property" in errors
+    assert "'groupNme' was unexpected" in errors
+    assert "'ten' is not of type 'integer'" in errors
+    assert "'redisPasword' was unexpected" in errors
+
+
+def test_serve_config_v2_passes_rays_serve_schema(rayservice: dict[str, Any]) -> None:
+    schema = check_serve_config(yaml.safe_load(rayservice["spec"]["serveConfigV2"]))
+    assert schema.http_options.host == "0.0.0.0"
+    assert schema.http_options.request_timeout_s is None  # would cut WebSockets
+    assert [app.name for app in schema.applications] == ["s2s"]
+
+
+def test_serve_config_import_paths_and_deployments_exist_in_the_code(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    config = mounted_config(docs, rayservice)
+    for app in serve["applications"]:
+        module, _, attribute = app["import_path"].partition(":")
+        builder = getattr(importlib.import_module(module), attribute)
+        assert builder is build_app
+        assert app["args"]["config"] == CONTAINER_CONFIG_PATH
+        application: Any = builder(config=config)
+        names = {application._bound_deployment.name}
+        assert {d["name"] for d in app["deployments"]} <= names
+    for spec in ray_pod_specs(rayservice):
+        mounts = spec["containers"][0]["volumeMounts"]
+        (mount,) = [m for m in mounts if m["name"] == "s2s-config"]
+        assert f"{mount['mountPath']}/config.yaml" == CONTAINER_CONFIG_PATH
+
+
+def test_serve_config_v2_carries_the_mounted_configs_serve_section(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    (deployment,) = yaml.safe_load(rayservice["spec"]["serveConfigV2"])["applications"][0][
+        "deployments"
+    ]
+    serve = mounted_config(docs, rayservice).serve
+    assert deployment["max_ongoing_requests"] == serve.max_ongoing_requests
+    assert deployment["graceful_shutdown_timeout_s"] == serve.graceful_shutdown_timeout_s
+    if serve.autoscaling is not None:
+        assert deployment["autoscaling_config"] == serve.autoscaling.model_dump()
+    else:
+        assert deployment["num_replicas"] == serve.num_replicas
+
+
+def test_the_session_workers_offer_the_configured_slot_resource(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    spec = cluster(rayservice)
+    config = mounted_config(docs, rayservice)
+    assert spec["enableInTreeAutoscaling"] is True
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    assert "resources" not in spec["headGroupSpec"]  # no call on the head
+    (group,) = spec["workerGroupSpecs"]
+    assert list(group["resources"]) == [config.sessions.resource]
+    assert int(group["resources"][config.sessions.resource]) > 0
+    assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+
+
+def test_session_slots_fit_the_worker_pods_by_the_sizing_formula(
+    rayservice: dict[str, Any],
+) -> None:
+    for group in cluster(rayservice)["workerGroupSpecs"]:
+        limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+        fit = session_slots(parse_memory(limits["memory"]), parse_cpu(limits["cpu"]))
+        slots = int(next(iter(group["resources"].values())))
+        assert 0 < slots <= fit, f"{group['groupName']}: {slots} slots, pod fits {fit}"
+
+
+def test_ray_pods_reach_the_media_channels_and_the_app_redis(rayservice: dict[str, Any]) -> None:
+    for spec in ray_pod_specs(rayservice):
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert env["S2S_SESSIONS__MEDIA_HOST"]["value"] == "auto"
+        assert env["S2S_SERVE__HOST"]["value"] == "0.0.0.0"
+        assert env["S2S_CONFIG"]["value"] == CONTAINER_CONFIG_PATH
+        assert env["S2S_REDIS__URL"]["value"].startswith(
+            "redis://:$(APP_REDIS_PASSWORD)@s2s-redis:"
+        )
+        # KubeRay refuses REDIS_PASSWORD on the head when GCS fault tolerance is on.
+        assert "REDIS_PASSWORD" not in env
+
+
+def test_gcs_fault_tolerance_uses_its_own_persistent_redis(docs: list[dict[str, Any]]) -> None:
+    ft = cluster(one(docs, "RayService"))["gcsFaultToleranceOptions"]
+    host, _, port = ft["redisAddress"].partition(":")
+    service = one(docs, "Service", host)
+    assert host != "s2s-redis"  # not the app's Redis
+    assert int(port) == service["spec"]["ports"][0]["port"]
+    assert ft["redisPassword"]["valueFrom"]["secretKeyRef"]["name"] == "s2s-redis-gcs"
+    for name in ("s2s-redis", "s2s-redis-gcs"):
+        statefulset = one(docs, "StatefulSet", name)
+        assert statefulset["spec"]["volumeClaimTemplates"], name
+    redis_conf = one(docs, "ConfigMap", "s2s-redis-config")["data"]["redis.conf"]
+    assert "appendonly yes" in redis_conf
+    assert "maxmemory-policy noeviction" in redis_conf  # tool calls are never evicted
+
+
+def test_images_match_the_pinned_ray(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    assert CONSTRAINED_RAY is not None
+    assert cluster(rayservice)["rayVersion"] == CONSTRAINED_RAY.group(1)
+    images = {c["image"] for spec in pod_specs(docs) for c in spec["containers"]}
+    app_images = {image for image in images if not image.startswith("redis:")}
+    assert len(app_images) == 1, app_images  # one image: head, workers, tool workers
+    assert not any(image == "s2s" or image.startswith("s2s:") for image in images)
+
+
+# -- graceful drain ------------------------------------------------------------------------------
+
+
+def _drain_args(container: dict[str, Any]) -> dict[str, str]:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:3] == ["python", "-m", "deployments.drain"]
+    return dict(zip(command[3::2], command[4::2], strict=True))
+
+
+def test_ray_pods_drain_their_calls_within_the_termination_grace(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    graceful = mounted_config(docs, rayservice).serve.graceful_shutdown_timeout_s
+    head, *workers = ray_pod_specs(rayservice)
+    for spec, scope in [(head, "cluster"), *((w, "node") for w in workers)]:
+        args = _drain_args(spec["containers"][0])
+        grace = spec["terminationGracePeriodSeconds"]
+        assert args["--scope"] == scope
+        # Ray needs a moment after the hook to stop before the kill at the grace period.
+        assert graceful < float(args["--timeout"]) <= grace - 30
+    assert rayservice["spec"]["rayClusterDeletionDelaySeconds"] >= 60
+    assert rayservice["spec"]["upgradeStrategy"]["type"] == "NewCluster"
+
+
+def test_disruption_budgets_cover_the_session_workers_and_tool_workers(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    worker_labels = cluster(rayservice)["workerGroupSpecs"][0]["template"]["metadata"]["labels"]
+    tool_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+    def covering(labels: dict[str, str]) -> list[dict[str, Any]]:
+        return [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+
+    (workers,) = covering(worker_labels)
+    assert workers["spec"]["maxUnavailable"] == 1
+    (tools,) = covering(tool_labels)
+    assert tools["spec"]["minAvailable"] == 1
+
+
+# -- probes, Service, resources, secrets -----------------------------------------------------------
+
+
+def test_workers_are_ready_on_healthz_and_never_restarted_by_it(rayservice: dict[str, Any]) -> None:
+    for group in cluster(rayservice)["workerGroupSpecs"]:
+        container = group["template"]["spec"]["containers"][0]
+        probe = " ".join(container["readinessProbe"]["exec"]["command"])
+        assert "http://localhost:8000/healthz" in probe
+        assert "http://localhost:8000/-/healthz" in probe  # Serve's drain-aware check
+        assert "livenessProbe" not in container  # KubeRay's raylet-only default
+
+
+def test_the_ingress_service_has_websocket_friendly_idle_timeouts(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    service = rayservice["spec"]["serveService"]
+    annotations = service["metadata"]["annotations"]
+    assert (
+        int(annotations["service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout"])
+        >= 3600
+    )
+    assert int(annotations["service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout"]) >= 30
+    assert service["spec"]["ports"] == [
+        {"name": "serve", "port": 8000, "targetPort": 8000, "protocol": "TCP"}
+    ]
+    assert rayservice["spec"]["excludeHeadPodFromServeSvc"] is True
+    for ingress in (d for d in docs if d["kind"] == "Ingress"):
+        notes = ingress["metadata"]["annotations"]
+        assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+
+
+def test_every_container_has_requests_and_limits(docs: list[dict[str, Any]]) -> None:
+    containers = [c for spec in pod_specs(docs) for c in spec["containers"]]
+    autoscaler = cluster(one(docs, "RayService"))["autoscalerOptions"]
+    for owner in [*containers, autoscaler]:
+        resources = owner["resources"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources[kind]), (owner.get("name"), kind)
+        assert parse_memory(resources["requests"]["memory"]) == parse_memory(
+            resources["limits"]["memory"]
+        ), owner.get("name")  # memory is not compressible: no overcommit
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_secrets_are_referenced_and_never_inlined(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    secretish = re.compile(r"KEY|PASSWORD|TOKEN|SECRET|AUTH", re.IGNORECASE)
+    referenced = set()
+    for spec in pod_specs(docs):
+        for container in spec["containers"]:
+            for env in container.get("env", []):
+                if secretish.search(env["name"]):
+                    assert "value" not in env, f"{container['name']}: {env['name']} inlined"
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    referenced.add(ref["name"])
+            referenced |= {e["secretRef"]["name"] for e in container.get("envFrom", [])}
+    assert referenced <= SECRETS
+    assert {"s2s-provider-keys", "s2s-api-keys", "s2s-redis"} <= referenced
+    config = mounted_config(docs, rayservice)
+    assert config.auth.api_keys == []
+    assert config.auth.api_keys_env == "S2S_API_KEYS"
+    serve_text = rayservice["spec"]["serveConfigV2"]
+    assert not re.search(r"sk-|api_key|password", serve_text, re.IGNORECASE)
+
+
+def test_core_kinds_pass_kubernetes_validate_strictly(docs: list[dict[str, Any]]) -> None:
+    checked = []
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        checked.append(doc["kind"])
+    assert {"Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget"} <= set(
+        checked
+    )
+
+
+def test_kubernetes_validate_catches_a_bad_core_manifest(docs: list[dict[str, Any]]) -> None:
+    deployment = one(docs, "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+# -- tool-worker scaling -------------------------------------------------------------------------
+
+
+def test_tool_workers_run_the_configured_pool(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    config = mounted_config(docs, rayservice)
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[:2] == ["s2s", "tool-worker"]
+        pool = command[command.index("--pool") + 1]
+        assert pool in config.tool_pools
+        assert command[command.index("--config") + 1] == CONTAINER_CONFIG_PATH
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace > config.tool_pools[pool].timeout_s  # in-progress calls finish
+
+
+def test_tool_workers_scale_by_exactly_one_autoscaler(docs: list[dict[str, Any]]) -> None:
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        name = deployment["metadata"]["name"]
+        scalers = [
+            d
+            for d in docs
+            if d["kind"] in {"ScaledObject", "HorizontalPodAutoscaler"}
+            and d["spec"]["scaleTargetRef"]["name"] == name
+        ]
+        assert len(scalers) == 1, f"{name}: {[s['kind'] for s in scalers]}"
+        assert scalers[0]["spec"].get("minReplicaCount", scalers[0]["spec"].get("minReplicas")) >= 1
+
+
+def test_keda_scales_on_the_pools_stream_backlog(docs: list[dict[str, Any]]) -> None:
+    scaled = [d for d in docs if d["kind"] == "ScaledObject"]
+    for obj in scaled:
+        assert obj["apiVersion"] == "keda.sh/v1alpha1"
+        target = one(docs, "Deployment", obj["spec"]["scaleTargetRef"]["name"])
+        command = target["spec"]["template"]["spec"]["containers"][0]["command"]
+        pool = command[command.index("--pool") + 1]
+        (trigger,) = obj["spec"]["triggers"]
+        meta = trigger["metadata"]
+        assert trigger["type"] == "redis-streams"
+        assert meta["stream"] == keys.tool_calls(pool)
+        assert meta["consumerGroup"] == GROUP
+        assert int(meta["lagCount"]) > 0
+        redis_service = one(docs, "Service", "s2s-redis")
+        namespace = redis_service["metadata"]["namespace"]
+        port = redis_service["spec"]["ports"][0]["port"]
+        assert meta["address"] == f"s2s-redis.{namespace}.svc.cluster.local:{port}"
+        auth = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        (ref,) = auth["spec"]["secretTargetRef"]
+        redis_env = one(docs, "StatefulSet", "s2s-redis")["spec"]["template"]["spec"]
+        password = next(
+            e for e in redis_env["containers"][0]["env"] if e["name"] == "REDIS_PASSWORD"
+        )
+        assert ref["parameter"] == "password"
+        assert {"name": ref["name"], "key": ref["key"]} == password["valueFrom"]["secretKeyRef"]
+        known = {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval"}
+        known |= {"cooldownPeriod", "advanced", "triggers", "fallback", "idleReplicaCount"}
+        assert set(obj["spec"]) <= known
