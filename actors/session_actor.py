@@ -111,7 +111,7 @@ class SessionActor:
             await self._store.update(
                 self.session_id, status="live", actor=ray_actor_name(self.session_id)
             )
-            await self._store.lease(self.session_id, LEASE_S)
+            await self._store.lease(self.session_id, LEASE_S, self._endpoint.to_dict())
             self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
             for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
                 self._spawn(coro)
@@ -384,7 +384,8 @@ class SessionActor:
                 self._spawn(self._end("max_duration", None))
                 return
             with contextlib.suppress(Exception):
-                await self._store.lease(self.session_id, LEASE_S)
+                endpoint = self._endpoint.to_dict() if self._endpoint else None
+                await self._store.lease(self.session_id, LEASE_S, endpoint)
                 await self._metrics.flush(self._redis)
 
     async def _end(self, reason: str, error: S2SError | None) -> None:

@@ -195,6 +195,18 @@ class Ingress:
         self.metrics = Metrics()
         self._flusher: asyncio.Task[None] | None = None
 
+    async def aclose(self) -> None:
+        """Drop this replica's channels and Redis connections (the actors keep their calls)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for channel in list(self.channels.values()):
+            await channel.close()
+        self.channels.clear()
+        await self.hub.close()
+        with contextlib.suppress(Exception):
+            await self.metrics.flush(self.redis)
+        await self.redis.aclose()
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _check_key(self, headers: Any, query: Any) -> bool:
@@ -249,12 +261,48 @@ class Ingress:
         self.actors[session_id] = handle
         return handle
 
+    async def _outside_channel(self, session_id: str) -> MediaClient | None:
+        """A channel to a live actor this cluster's Ray cannot see, or None.
+
+        During a rollout a reconnecting caller lands on the new cluster while the call's actor
+        still runs on the old one. Its media channel, advertised in Redis for as long as its
+        lease, is reachable across clusters; starting a replacement instead would give the call
+        two actors. An advertisement nobody answers belongs to a dead actor: None.
+        """
+        if session_id in self.actors:
+            return None
+        handle = lookup(session_id, self.config)
+        if handle is not None:
+            self.actors[session_id] = handle
+            return None
+        media = await self.store.advertised_media(session_id)
+        if media is None:
+            return None
+        endpoint = Endpoint.from_dict(media)
+        client = MediaClient(endpoint)
+        try:
+            await client.connect()
+        except ProviderConnectionError:
+            log.warning("session %s: its advertised actor does not answer", session_id)
+            return None
+        log.info(
+            "session %s: its actor runs outside this cluster; reached at %s:%d",
+            session_id,
+            endpoint.host,
+            endpoint.port,
+        )
+        return client
+
     async def _channel(self, session_id: str) -> MediaClient:
         lock = self.channel_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             client = self.channels.get(session_id)
             if client is not None and client.connected:
                 return client
+            outside = await self._outside_channel(session_id)
+            if outside is not None:
+                self.channels[session_id] = outside
+                return outside
             for attempt in range(2):
                 handle = await self._actor(session_id)
                 try:
@@ -420,6 +468,13 @@ class Ingress:
         if channel is not None:
             await channel.close()
         if handle is None:
+            outside = await self._outside_channel(session_id)
+            if outside is not None:  # the actor is on another cluster: ask it to end the call
+                await outside.send("close")
+                await outside.close()
+                return JSONResponse(
+                    {"session_id": session_id, "status": "closing", "reason": "closed_by_client"}
+                )
             return JSONResponse(
                 {
                     "session_id": session_id,

@@ -7,21 +7,26 @@ session actors, two tool-worker processes per pool (``default`` and ``slow``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import ray
 import websockets
 from redis.asyncio import Redis
+from starlette.requests import Request
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from actors.handles import lookup
 from actors.session_actor import ray_actor_name
+from deployments.ingress import Ingress
 from deployments.stack import LocalStack
 from s2s.service.config import ServiceConfig
 from s2s.service.subscribe import SubscriptionHub
@@ -337,6 +342,62 @@ async def test_a_replacement_actor_continues_the_call_from_saved_state(base, ws_
     assert started and started[0]["resumed"] is True
     transcripts = [e["text"] for e in again.events if e["type"] == "transcript" and e.get("final")]
     assert transcripts[-1] == 'Earlier you said: "my reference is QX-42".'
+
+
+def _ingress_of_the_next_cluster(stack: LocalStack) -> tuple[Any, ServiceConfig]:
+    """An ingress sharing the stack's Redis whose Ray cannot see the stack's session actors, as
+    on the new cluster of a rollout (here: another actor namespace)."""
+    config = stack.config.with_overrides(
+        sessions={**stack.config.sessions.model_dump(), "namespace": "s2s-next-cluster"}
+    )
+    plain = next(  # the class under Serve's ASGI wrapper (whose __init__ is async)
+        c
+        for c in inspect.getmro(Ingress.func_or_class)
+        if c.__module__ == Ingress.func_or_class.__module__
+        and not inspect.iscoroutinefunction(c.__init__)
+    )
+    return plain(config.model_dump()), config
+
+
+async def test_during_a_rollout_the_next_clusters_ingress_reaches_the_running_actor(
+    base, ws_base, stack, emulator
+):
+    async with http_client(base) as http:
+        sid = (await create(http))["session_id"]
+        call = await open_call(ws_base, sid)
+        await call.until(lambda e: e["type"] == "session_started")
+        ingress, next_cluster = _ingress_of_the_next_cluster(stack)
+        try:
+            await ingress._send(sid, "text", "my reference is RX-7")
+            await call.until(turn_completed)
+            assert lookup(sid, next_cluster) is None, "a second actor was started for the call"
+            request = Request(
+                {
+                    "type": "http",
+                    "method": "DELETE",
+                    "path": f"/v1/sessions/{sid}",
+                    "headers": [(b"authorization", f"Bearer {API_KEY}".encode())],
+                    "query_string": b"",
+                }
+            )
+            response = await ingress.delete_session(sid, request)
+            closed = await call.until(lambda e: e["type"] == "session_closed")
+        finally:
+            await ingress.aclose()
+            await call.ws.close()
+    assert json.loads(response.body)["status"] == "closing"
+    assert closed["reason"] == "closed_by_client"
+    texts = [
+        part.get("text")
+        for frame in emulator.frames_in()
+        if frame.get("type") == "conversation.item.create"
+        for part in frame["item"].get("content", [])
+    ]
+    assert "my reference is RX-7" in texts
+    assert [e["type"] for e in call.events].count("session_started") == 1
+    async with asyncio.timeout(10 * SECOND):
+        while lookup(sid, stack.config) is not None:
+            await asyncio.sleep(0.1)
 
 
 async def test_bad_input_gets_clear_errors(base, ws_base):

@@ -8,6 +8,7 @@ __all__ = [
     "METRICS",
     "events_channel",
     "event_log",
+    "session_media",
     "session_meta",
     "session_state",
     "tool_calls",
@@ -35,6 +36,15 @@ def event_log(session_id: str) -> str:
 def session_meta(session_id: str) -> str:
     """Hash describing the session (provider, created, caller metadata, status)."""
     return f"{PREFIX}:{{{session_id}}}:meta"
+
+
+def session_media(session_id: str) -> str:
+    """Where the live actor's media channel listens (msgpack; expires with the actor's lease).
+
+    Lets an ingress that cannot see the actor through Ray (a new cluster during a rollout) reach
+    it instead of starting a second actor for the same call. Holds the channel's token: never
+    served by the API."""
+    return f"{PREFIX}:{{{session_id}}}:media"
 
 
 def session_state(session_id: str) -> str:

@@ -4,6 +4,8 @@
   lease while it runs; an entry whose lease ran out belongs to a dead actor.
 * ``s2s:{sid}:meta`` (hash, msgpack values): provider, model, creation time, caller metadata,
   status, close reason.
+* ``s2s:{sid}:media`` (msgpack, expires with the lease): where the live actor's media channel
+  listens, so an ingress outside the actor's Ray cluster (a rollout) can still reach it.
 * ``s2s:{sid}:state`` (msgpack): the :class:`~s2s.protocol.Continuation` (history, pending tool
   calls, uncommitted caller audio), the event sequence number and the open tool calls, saved at
   turn ends: what a replacement actor needs to carry the call on.
@@ -65,11 +67,26 @@ class SessionStore:
             return None
         return {_text(k): _unpack(v) for k, v in raw.items()}
 
-    async def lease(self, session_id: str, seconds: float) -> None:
-        await self._redis.zadd(keys.LIVE_SESSIONS, {session_id: time.time() + seconds})
+    async def lease(
+        self, session_id: str, seconds: float, media: dict[str, Any] | None = None
+    ) -> None:
+        """Renew the session's lease; with ``media``, advertise its channel for as long."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.LIVE_SESSIONS, {session_id: time.time() + seconds})
+            if media is not None:
+                pipe.set(keys.session_media(session_id), _pack(media), px=int(seconds * 1000))
+            await pipe.execute()
 
     async def release(self, session_id: str) -> None:
-        await self._redis.zrem(keys.LIVE_SESSIONS, session_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.LIVE_SESSIONS, session_id)
+            pipe.delete(keys.session_media(session_id))
+            await pipe.execute()
+
+    async def advertised_media(self, session_id: str) -> dict[str, Any] | None:
+        """The media channel a live actor advertises (None once its lease has run out)."""
+        value = _unpack(await self._redis.get(keys.session_media(session_id)))
+        return value if isinstance(value, dict) else None
 
     async def live(self) -> list[str]:
         """Sessions whose lease has not run out, oldest lease first."""
