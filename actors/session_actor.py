@@ -29,6 +29,7 @@ from s2s.service.config import ServiceConfig
 from s2s.service.eventlog import EventLog, last_seq
 from s2s.service.media import Endpoint, MediaServer
 from s2s.service.metrics import Metrics
+from s2s.service.redis_client import redis_class
 from s2s.service.state import SessionStore
 from s2s.tools.queue import ToolRequest, read_results, submit
 
@@ -75,9 +76,7 @@ class SessionActor:
         async with self._start_lock:
             if self._started is not None:
                 return self._started
-            from redis.asyncio import Redis
-
-            self._redis = Redis.from_url(self.spec.redis_url)
+            self._redis = redis_class().from_url(self.spec.redis_url)
             self._store = SessionStore(self._redis, ttl_s=self.service.redis.replay_log_ttl_s)
             saved = await self._store.load_state(self.session_id)
             seq = max(

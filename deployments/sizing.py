@@ -8,8 +8,9 @@
 * CPU slots = ``cpu_fraction x pod CPUs / CPU per session``.
 
 The defaults come from ``benchmarks/sessions.py`` on a 2-core VM (see docs/benchmarks.md): a
-session actor is about 61 MB USS / 100 MB RSS (RSS is used, as the conservative figure) and
-about 0.04 core per real-time call.
+session actor is about 59 MB USS / 100 MB RSS (RSS is used, as the conservative figure), and a
+real-time call costs about 0.053 core through Serve's proxy (the path on Kubernetes) at 30 calls,
+0.036 through the direct ingress; 0.06 keeps a margin.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class SessionCost:
     """What one call costs on a worker pod, and the headroom kept."""
 
     memory_mb: float = 100.0
-    cpu: float = 0.04
+    cpu: float = 0.06
     base_mb: float = 1024.0
     memory_fraction: float = 0.80
     cpu_fraction: float = 0.70

@@ -9,14 +9,14 @@ from deployments.sizing import SessionCost, parse_cpu, parse_memory, session_slo
 from .test_generated import run
 
 
-def test_memory_bounds_a_large_memory_poor_pod():
-    # 16 GiB: 0.8 x 16384 MB - 1024 MB base = 12083 MB -> 120 calls of 100 MB; CPU allows 140.
-    assert session_slots(parse_memory("16Gi"), 8) == 120
+def test_memory_bounds_a_memory_poor_pod():
+    # 12 GiB: 0.8 x 12288 MB - 1024 MB base = 8806 MB -> 88 calls of 100 MB; CPU allows 139.
+    assert session_slots(parse_memory("12Gi"), 12) == 88
 
 
 def test_cpu_bounds_a_cpu_poor_pod():
-    # 0.7 x 2 cores / 0.04 = 35 calls; memory would allow 302.
-    assert session_slots(parse_memory("32Gi"), 2) == 35
+    # 0.7 x 8 cores / 0.06 = 93 calls; memory would allow 120.
+    assert session_slots(parse_memory("16Gi"), 8) == 93
 
 
 def test_a_pod_smaller_than_the_base_offers_no_slot():
@@ -24,8 +24,8 @@ def test_a_pod_smaller_than_the_base_offers_no_slot():
 
 
 def test_a_cheaper_session_fits_more():
-    cost = SessionCost(memory_mb=61)  # the USS figure instead of RSS
-    assert session_slots(parse_memory("16Gi"), 16, cost) == 198
+    cost = SessionCost(memory_mb=59)  # the USS figure instead of RSS
+    assert session_slots(parse_memory("16Gi"), 32, cost) == 204
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.95, 1.2])
@@ -56,9 +56,9 @@ def test_bad_quantities_are_refused():
 
 def test_the_slots_command():
     out = run("k8s", "slots", "--memory", "16Gi", "--cpus", "8")
-    assert (out.returncode, out.stdout.strip()) == (0, "120")
-    out = run("k8s", "slots", "--memory", "16Gi", "--cpus", "8", "--session-mb", "61")
-    assert out.stdout.strip() == "140"
+    assert (out.returncode, out.stdout.strip()) == (0, "93")
+    out = run("k8s", "slots", "--memory", "16Gi", "--cpus", "8", "--session-cpu", "0.04")
+    assert out.stdout.strip() == "120"
     bad = run("k8s", "slots", "--memory", "lots", "--cpus", "8")
     assert bad.returncode == 2
     assert "not a memory quantity" in bad.stderr

@@ -235,10 +235,10 @@ async def run_worker(
     """Serve ``pool`` until SIGINT/SIGTERM (the body of ``s2s tool-worker``)."""
     import signal
 
-    from redis.asyncio import Redis
+    from ..service.redis_client import redis_class
 
     registry = ToolRegistry.from_modules(settings.modules)
-    redis = Redis.from_url(redis_url)
+    redis = redis_class().from_url(redis_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,35 @@
+"""The asyncio Redis client class, imported without redis-py's optional OpenTelemetry metrics.
+
+redis-py (>= 7.1) imports ``opentelemetry.sdk.metrics`` whenever it is installed, for metrics
+that stay off unless the application turns them on; we never do. Ray installs that SDK, so
+every session-actor process would carry it: about 2 MB of its memory and 80 ms of its start.
+:func:`redis_class` imports redis-py with the SDK hidden, then unhides it, so anything else in
+the process can still import it. In a process that already loaded the SDK or redis-py, it is a
+plain import.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["redis_class"]
+
+_OPTIONAL_SDK = "opentelemetry.sdk.metrics"
+
+
+def redis_class() -> type[Redis]:
+    """``redis.asyncio.Redis``, imported without the OpenTelemetry SDK if nothing loaded it."""
+    if "redis" in sys.modules or _OPTIONAL_SDK in sys.modules:
+        from redis.asyncio import Redis
+
+        return Redis
+    sys.modules[_OPTIONAL_SDK] = None  # type: ignore[assignment]  # makes its import fail
+    try:
+        from redis.asyncio import Redis
+    finally:
+        del sys.modules[_OPTIONAL_SDK]
+    return Redis
