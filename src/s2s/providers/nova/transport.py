@@ -21,6 +21,7 @@ import contextlib
 import datetime
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aws_sdk_bedrock_runtime.client import AsyncBedrockRuntimeClient  # type: ignore[import-untyped]
@@ -52,7 +53,7 @@ _TLS_ERRORS = ("TLS", "CERT", "X509", "SSL")
 
 _event_loop: _AWSCRTEventLoop | None = None
 _tls_contexts: dict[str | None, crt_io.ClientTlsContext] = {}
-_closing: set[asyncio.Task[None]] = set()
+_closing: set[asyncio.Task[Any]] = set()
 
 
 class _CRTClient(AWSCRTHTTPClient):
@@ -176,6 +177,24 @@ class NovaTransport:
         self._pending: list[str] = []
         self._ended: str | None = None
         self._output_done = asyncio.Event()
+        self._read: asyncio.Task[Any] | None = None
+
+    async def _next(self, read: Callable[[], Awaitable[Any]]) -> Any:
+        """Await the stream's current read, starting one if none is under way.
+
+        A cancelled wait leaves the read running, and the next call awaits the same read, so no
+        event is skipped. (Cancelling it would also break awscrt 0.32: CRT's thread resolves a
+        pending read with ``Future.set_result`` and raises InvalidStateError on a cancelled one.)
+        """
+        if self._read is None:
+            self._read = asyncio.ensure_future(read())
+            self._read.add_done_callback(_read_result)
+        read_task = self._read
+        try:
+            return await asyncio.shield(read_task)
+        finally:
+            if read_task.done():
+                self._read = None
 
     async def send(self, data: str | bytes) -> None:
         if self._ended is not None:
@@ -195,6 +214,9 @@ class NovaTransport:
         if first:
             self._ended = reason
         self._output_done.set()
+        if self._read is not None and not self._read.done():  # ends with the stream
+            _closing.add(self._read)
+            self._read.add_done_callback(_closing.discard)
         if release and first:
             self._http.wind_down()
             task = asyncio.get_running_loop().create_task(self._shut())
@@ -208,7 +230,7 @@ class NovaTransport:
             raise TransportClosed(None, self._ended)
         if self._output is None:
             try:
-                _, self._output = await self._stream.await_output()
+                _, self._output = await self._next(self._stream.await_output)
             except Exception as exc:
                 self._end("the request was refused", release=True)
                 return _describe(exc)
@@ -219,7 +241,7 @@ class NovaTransport:
             return json.dumps({"streamAccepted": accepted})
         while True:
             try:
-                event = await self._output.receive()
+                event = await self._next(self._output.receive)
             except (CallError, UnmodeledEventError) as exc:
                 self._end("the stream ended with an exception", release=True)
                 return _describe(exc)
