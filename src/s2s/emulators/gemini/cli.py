@@ -7,7 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..serve import serve_until_stopped
+from ..serve import (
+    add_common_arguments,
+    add_speed_arguments,
+    serve_until_stopped,
+    tls_arguments,
+    trust_line,
+)
 from .server import GeminiEmulator
 
 __all__ = ["KEY_VARIABLES", "add_parser", "local_settings"]
@@ -25,23 +31,11 @@ def add_parser(which: Any) -> None:
         "back, audio turns report the seconds of speech heard. Without --certfile/--keyfile it "
         "generates a certificate for localhost and 127.0.0.1 and prints its CA file.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--certfile", default=None, help="TLS certificate (PEM)")
-    parser.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    add_common_arguments(parser, tls=True)
     parser.add_argument(
         "--api-key", default=None, help="the only key to accept (default: accept any non-empty key)"
     )
-    parser.add_argument(
-        "--speed", type=float, default=4.0, help="answer audio speed, x real time (default 4)"
-    )
-    parser.add_argument(
-        "--response-delay",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="model latency before the first output (default 0)",
-    )
+    add_speed_arguments(parser, delay_help="model latency before the first output")
     parser.add_argument(
         "--connection-limit",
         type=float,
@@ -60,25 +54,19 @@ def add_parser(which: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    if (args.certfile is None) != (args.keyfile is None):
-        raise SystemExit("s2s emulate gemini: give both --certfile and --keyfile, or neither")
     async with GeminiEmulator(
         host=args.host,
         port=args.port,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
+        **tls_arguments(args, "s2s emulate gemini"),
         api_key=args.api_key,
         speed=args.speed,
         response_delay_s=args.response_delay,
         connection_limit_s=args.connection_limit,
         go_away_before_s=args.go_away_before,
     ) as emulator:
-        trust = (
-            f"CA file (trust it in clients): {emulator.ca_file}"
-            if emulator.ca_file is not None
-            else f"certificate: {emulator.certfile}"
+        await serve_until_stopped(
+            emulator.url, f"endpoint: {emulator.ws_url()}", trust_line(emulator)
         )
-        await serve_until_stopped(emulator.url, f"endpoint: {emulator.ws_url()}", trust)
     return 0
 
 

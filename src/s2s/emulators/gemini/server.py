@@ -23,31 +23,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ...log import logger
 from ...providers.gemini_live.wire import PATH
-from ..tls import self_signed, server_context
+from ..base import apply_overrides
+from ..websocket import WebSocketEmulator
 from . import messages as msg
 from .session import EmulatedSession, EmulatorOptions, HandleStore
 
 __all__ = ["GeminiEmulator"]
 
-log = logger.getChild("emulator.gemini")
 
 DEADLINE_REASON = "Deadline expired before operation could complete."
 
 
-class GeminiEmulator:
+class GeminiEmulator(WebSocketEmulator[EmulatedSession]):
     """A protocol-faithful Gemini Live server on loopback, over TLS (an async context manager)."""
+
+    label = "Gemini Live"
+    tls = True
 
     def __init__(
         self,
@@ -59,72 +59,10 @@ class GeminiEmulator:
         options: EmulatorOptions | None = None,
         **overrides: Any,
     ) -> None:
-        if (certfile is None) != (keyfile is None):
-            raise ValueError("give both certfile and keyfile, or neither")
-        self.host = host
-        self.port = port
-        self.certfile = Path(certfile) if certfile is not None else None
-        self.keyfile = Path(keyfile) if keyfile is not None else None
-        #: The CA a client must trust (None when a certificate was given).
-        self.ca_file: Path | None = None
+        super().__init__(host=host, port=port, certfile=certfile, keyfile=keyfile)
         self.options = options or EmulatorOptions()
-        for key, value in overrides.items():
-            if not hasattr(self.options, key):
-                raise TypeError(f"unknown emulator option {key!r}")
-            setattr(self.options, key, value)
+        apply_overrides(self.options, overrides)
         self.handles = HandleStore()
-        #: Every session served (live and ended), oldest first.
-        self.sessions: list[EmulatedSession] = []
-        #: Close codes of ended connections, in order.
-        self.close_codes: list[int | None] = []
-        #: WebSocket connections accepted so far.
-        self.connections = 0
-        self._server: Server | None = None
-        self._live: dict[ServerConnection, EmulatedSession] = {}
-        self._refuse: list[tuple[int, str]] = []
-        self._generated_dir: Path | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def start(self) -> GeminiEmulator:
-        if self.certfile is None or self.keyfile is None:
-            files = self_signed()
-            self._generated_dir = files.cafile.parent
-            self.certfile, self.keyfile, self.ca_file = files.certfile, files.keyfile, files.cafile
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            ssl=server_context(self.certfile, self.keyfile),
-            process_request=self._check_path,
-            max_size=16 * 1024 * 1024,
-            compression=None,
-            ping_interval=20,
-        )
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
-        log.info("Gemini Live emulator listening on %s", self.url)
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        if self._generated_dir is not None:
-            shutil.rmtree(self._generated_dir, ignore_errors=True)
-            self._generated_dir = None
-
-    async def __aenter__(self) -> GeminiEmulator:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:
@@ -138,21 +76,7 @@ class GeminiEmulator:
             ".GenerativeService.BidiGenerateContent"
         )
 
-    @property
-    def live_sessions(self) -> list[EmulatedSession]:
-        return list(self._live.values())
-
     # -- faults --------------------------------------------------------------------------------
-
-    def drop_connections(self) -> int:
-        """Reset every live connection without a close frame (the client sees 1006)."""
-        count = 0
-        for connection in list(self._live):
-            transport = connection.transport
-            if transport is not None:
-                transport.abort()
-                count += 1
-        return count
 
     async def close_connections(
         self, code: int = 1011, reason: str = "Internal error occurred."
@@ -162,12 +86,6 @@ class GeminiEmulator:
         for _, session in live:
             await session.refuse(code, reason)
         return len(live)
-
-    def refuse_next(
-        self, count: int = 1, *, close_code: int = 1011, reason: str = "Internal error occurred."
-    ) -> None:
-        """Close the next ``count`` connections right after the upgrade."""
-        self._refuse.extend([(close_code, reason)] * count)
 
     async def go_away(self, time_left_s: float) -> int:
         """Send ``goAway`` on every live connection now; close them ``time_left_s`` later."""
@@ -196,8 +114,9 @@ class GeminiEmulator:
         request = ws.request
         assert request is not None
         self.connections += 1
-        if self._refuse:
-            code, reason = self._refuse.pop(0)
+        refusal = self._take_refusal()
+        if refusal is not None:
+            code, reason = refusal
             await ws.close(code, reason)
             self.close_codes.append(code)
             return

@@ -7,7 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..serve import serve_until_stopped
+from ..serve import (
+    add_common_arguments,
+    add_speed_arguments,
+    serve_until_stopped,
+    tls_arguments,
+    trust_line,
+)
 from .server import NovaEmulator
 from .sigv4 import DEFAULT_CREDENTIALS, Credentials
 
@@ -28,24 +34,12 @@ def add_parser(which: Any) -> None:
         "prints where its CA is; without keys it accepts the documented test credentials "
         f"{DEFAULT_CREDENTIALS.access_key_id} / {DEFAULT_CREDENTIALS.secret_access_key}.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    parser.add_argument("--certfile", default=None, help="TLS certificate chain (PEM)")
-    parser.add_argument("--keyfile", default=None, help="TLS private key (PEM)")
+    add_common_arguments(parser, tls=True)
     parser.add_argument("--access-key-id", default=None, help="the access key id to accept")
     parser.add_argument("--secret-access-key", default=None, help="its secret access key")
     parser.add_argument("--session-token", default=None, help="its session token, if any")
     parser.add_argument("--region", default="us-east-1", help="the signing region to accept")
-    parser.add_argument(
-        "--speed", type=float, default=4.0, help="answer audio speed, x real time (default 4)"
-    )
-    parser.add_argument(
-        "--response-delay",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="model latency before an answer (default 0)",
-    )
+    add_speed_arguments(parser, delay_help="model latency before an answer")
     parser.add_argument(
         "--connection-limit",
         type=float,
@@ -64,8 +58,7 @@ def add_parser(which: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    if (args.certfile is None) != (args.keyfile is None):
-        raise SystemExit("s2s emulate nova: --certfile and --keyfile go together")
+    tls = tls_arguments(args, "s2s emulate nova")
     if (args.access_key_id is None) != (args.secret_access_key is None):
         raise SystemExit("s2s emulate nova: --access-key-id and --secret-access-key go together")
     credentials = DEFAULT_CREDENTIALS
@@ -74,8 +67,7 @@ async def run(args: argparse.Namespace) -> int:
     async with NovaEmulator(
         host=args.host,
         port=args.port,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
+        **tls,
         credentials=credentials,
         region=args.region,
         speed=args.speed,
@@ -83,14 +75,12 @@ async def run(args: argparse.Namespace) -> int:
         connection_limit_s=args.connection_limit,
         silence_limit_s=args.silence_limit,
     ) as emulator:
-        lines = [emulator.url]
-        if emulator.ca_file is not None:
-            lines.append(f"CA certificate (trust it, e.g. extra['ca_file']): {emulator.ca_file}")
-        lines.append(
+        await serve_until_stopped(
+            emulator.url,
+            trust_line(emulator),
             f"credentials: access key id {credentials.access_key_id}, secret access key "
-            f"{credentials.secret_access_key}, region {args.region}"
+            f"{credentials.secret_access_key}, region {args.region}",
         )
-        await serve_until_stopped(*lines)
     return 0
 
 

@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,7 +43,7 @@ import h2.exceptions
 
 from ...log import logger
 from ...providers.nova import wire
-from ..tls import self_signed, server_context
+from ..base import Emulator, apply_overrides
 from .eventstream import EventStreamError, MessageDecoder, decode, encode
 from .session import EmulatedStream, NovaEmulatorOptions, StreamFailure
 from .sigv4 import (
@@ -116,8 +115,12 @@ class _Stream:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-class NovaEmulator:
+class NovaEmulator(Emulator):
     """A protocol-faithful Bedrock ``InvokeModelWithBidirectionalStream`` server on loopback."""
+
+    label = "Nova"
+    tls = True
+    alpn = ("h2",)
 
     def __init__(
         self,
@@ -131,25 +134,15 @@ class NovaEmulator:
         options: NovaEmulatorOptions | None = None,
         **overrides: Any,
     ) -> None:
-        if (certfile is None) != (keyfile is None):
-            raise ValueError("certfile and keyfile go together")
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port, certfile=certfile, keyfile=keyfile)
         self.region = region
-        self.certfile = Path(certfile) if certfile else None
-        self.keyfile = Path(keyfile) if keyfile else None
-        #: The CA that signed the generated certificate (None with a given certificate).
-        self.ca_file: Path | None = None
         if credentials is None:
             credentials = DEFAULT_CREDENTIALS
         if isinstance(credentials, Credentials):
             credentials = [credentials]
         self.credentials = {c.access_key_id: c for c in credentials}
         self.options = options or NovaEmulatorOptions()
-        for key, value in overrides.items():
-            if not hasattr(self.options, key):
-                raise TypeError(f"unknown emulator option {key!r}")
-            setattr(self.options, key, value)
+        apply_overrides(self.options, overrides)
         #: Every stream served (live and ended), oldest first.
         self.streams: list[EmulatedStream] = []
         #: How each ended stream ended: "client", "dropped" or the exception type.
@@ -166,34 +159,19 @@ class NovaEmulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> NovaEmulator:
-        if self.certfile is None or self.keyfile is None:
-            files = self_signed()
-            self.certfile, self.keyfile, self.ca_file = files.certfile, files.keyfile, files.cafile
-        context = server_context(self.certfile, self.keyfile, alpn=("h2",))
-        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=context)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("Nova emulator listening on %s", self.url)
-        return self
+    async def _listen(self, ssl_context: ssl.SSLContext | None) -> int:
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, ssl=ssl_context
+        )
+        return int(self._server.sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
+    async def _shut(self) -> None:
         if self._server is not None:
             self._server.close()
             for connection in list(self._connections):
                 connection.abort()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> NovaEmulator:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def url(self) -> str:

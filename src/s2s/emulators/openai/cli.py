@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..serve import serve_until_stopped
+from ..serve import add_common_arguments, add_speed_arguments, serve_until_stopped
 from .server import OpenAIEmulator
 
 __all__ = ["KEY_VARIABLES", "add_parser", "local_settings"]
@@ -24,21 +24,11 @@ def add_parser(which: Any) -> None:
         "a declared tool, other text is quoted back, audio turns report the seconds "
         "of speech heard.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    add_common_arguments(parser, tls=False)
     parser.add_argument(
         "--api-key", default=None, help="the only key to accept (default: accept any non-empty key)"
     )
-    parser.add_argument(
-        "--speed", type=float, default=4.0, help="response audio speed, x real time (default 4)"
-    )
-    parser.add_argument(
-        "--response-delay",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="model latency before the first output (default 0)",
-    )
+    add_speed_arguments(parser, delay_help="model latency before the first output")
     parser.add_argument(
         "--session-limit",
         type=float,

@@ -19,28 +19,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ...log import logger
 from ...providers.openai_realtime.wire import GA_MODELS
+from ..base import apply_overrides
+from ..websocket import WebSocketEmulator
 from .events import Ids, error
 from .session import EmulatedSession, EmulatorOptions
 
 __all__ = ["OpenAIEmulator"]
 
-log = logger.getChild("emulator.openai")
 
 PATH = "/v1/realtime"
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(WebSocketEmulator[EmulatedSession]):
     """A protocol-faithful OpenAI Realtime GA server on loopback (an async context manager)."""
+
+    label = "OpenAI Realtime"
+    refusal = (1011, "server_error.overloaded")
 
     def __init__(
         self,
@@ -50,56 +52,9 @@ class OpenAIEmulator:
         options: EmulatorOptions | None = None,
         **overrides: Any,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.options = options or EmulatorOptions()
-        for key, value in overrides.items():
-            if not hasattr(self.options, key):
-                raise TypeError(f"unknown emulator option {key!r}")
-            setattr(self.options, key, value)
-        #: Every session served (live and ended), oldest first.
-        self.sessions: list[EmulatedSession] = []
-        #: Close codes of ended connections, in order.
-        self.close_codes: list[int | None] = []
-        #: WebSocket connections accepted so far.
-        self.connections = 0
-        self._server: Server | None = None
-        self._live: dict[ServerConnection, EmulatedSession] = {}
-        self._refuse: list[tuple[int, str]] = []
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def start(self) -> OpenAIEmulator:
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._check_path,
-            max_size=16 * 1024 * 1024,
-            compression=None,
-            ping_interval=20,
-        )
-        sock = next(iter(self._server.sockets))
-        self.port = sock.getsockname()[1]
-        log.info("OpenAI Realtime emulator listening on %s", self.url)
-        return self
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> OpenAIEmulator:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        apply_overrides(self.options, overrides)
 
     @property
     def url(self) -> str:
@@ -111,21 +66,7 @@ class OpenAIEmulator:
         """``websocket_base_url`` for the official ``openai`` SDK."""
         return f"ws://{self.host}:{self.port}/v1"
 
-    @property
-    def live_sessions(self) -> list[EmulatedSession]:
-        return list(self._live.values())
-
     # -- faults --------------------------------------------------------------------------------
-
-    def drop_connections(self) -> int:
-        """Reset every live connection without a close frame (the client sees 1006)."""
-        count = 0
-        for connection in list(self._live):
-            transport = connection.transport
-            if transport is not None:
-                transport.abort()
-                count += 1
-        return count
 
     async def inject_error(
         self,
@@ -140,12 +81,6 @@ class OpenAIEmulator:
             await session.error(code, message, type=type)
             if close_code is not None:
                 await connection.close(close_code, f"{type}.{code}")
-
-    def refuse_next(
-        self, count: int = 1, *, close_code: int = 1011, reason: str = "server_error.overloaded"
-    ) -> None:
-        """Close the next ``count`` connections right after the upgrade."""
-        self._refuse.extend([(close_code, reason)] * count)
 
     # -- connection handling -------------------------------------------------------------------
 
@@ -220,8 +155,9 @@ class OpenAIEmulator:
                     "have access to it.",
                 )
                 return
-            if self._refuse:
-                code, reason = self._refuse.pop(0)
+            refusal = self._take_refusal()
+            if refusal is not None:
+                code, reason = refusal
                 await ws.close(code, reason)
                 self.close_codes.append(code)
                 return
