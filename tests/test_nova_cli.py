@@ -62,7 +62,7 @@ async def test_emulate_nova_serves_until_interrupted():
             (await asyncio.wait_for(proc.stdout.readline(), 20 * SECOND)).decode() for _ in range(3)
         ]
         url = re.search(r"(https://localhost:\d+)", lines[0]).group(1)
-        ca_file = re.search(r"CA certificate.*: (\S+)", lines[1]).group(1)
+        ca_file = re.search(r"CA file \(trust it in clients[^)]*\): (\S+)", lines[1]).group(1)
         assert DEFAULT_CREDENTIALS.access_key_id in lines[2]
         extra = {
             "base_url": url,
