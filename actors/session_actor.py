@@ -31,6 +31,7 @@ from s2s.service.media import Endpoint, MediaServer
 from s2s.service.metrics import Metrics
 from s2s.service.redis_client import redis_class
 from s2s.service.state import SessionStore
+from s2s.tasks import TaskSet
 from s2s.tools.queue import ToolRequest, read_results, submit
 
 from .spec import SessionSpec, media_host, provider_config
@@ -61,7 +62,7 @@ class SessionActor:
         self._redis: Any = None
         self._media: MediaServer | None = None
         self._endpoint: Endpoint | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self._pending_tools: dict[str, dict[str, Any]] = {}
         self._last_input = time.monotonic()
         self._started_at = time.monotonic()
@@ -113,7 +114,7 @@ class SessionActor:
             await self._store.lease(self.session_id, LEASE_S, self._endpoint.to_dict())
             self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
             for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
-                self._spawn(coro)
+                self._tasks.spawn(coro)
             for call_id, pending in self._pending_tools.items():  # calls carried over
                 self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
             self._started = {
@@ -192,7 +193,7 @@ class SessionActor:
                     source="client",
                 )
             elif kind == "close":
-                self._spawn(self._end("closed_by_client", None))
+                self._tasks.spawn(self._end("closed_by_client", None))
             else:
                 raise InvalidInputError(f"unknown input kind {kind!r}")
         except InvalidInputError as exc:  # the caller's mistake: tell them, keep the call
@@ -279,7 +280,7 @@ class SessionActor:
                     source="timeout",
                 )
 
-        self._spawn(expire())
+        self._tasks.spawn(expire())
 
     async def _read_tool_results(self) -> None:
         assert self._redis is not None
@@ -350,7 +351,8 @@ class SessionActor:
         if self._snapshot_due is None and not self._closing:
             loop = asyncio.get_running_loop()
             self._snapshot_due = loop.call_later(
-                self.service.sessions.snapshot_interval_s, lambda: self._spawn(self._save_state())
+                self.service.sessions.snapshot_interval_s,
+                lambda: self._tasks.spawn(self._save_state()),
             )
 
     async def _save_state(self) -> None:
@@ -377,10 +379,10 @@ class SessionActor:
             await asyncio.sleep(interval)
             now = time.monotonic()
             if now - self._last_input > settings.idle_timeout_s:
-                self._spawn(self._end("idle_timeout", None))
+                self._tasks.spawn(self._end("idle_timeout", None))
                 return
             if now - self._started_at > settings.max_duration_s:
-                self._spawn(self._end("max_duration", None))
+                self._tasks.spawn(self._end("max_duration", None))
                 return
             with contextlib.suppress(Exception):
                 endpoint = self._endpoint.to_dict() if self._endpoint else None
@@ -401,10 +403,7 @@ class SessionActor:
             await self._media.close()
         if self._session is not None:
             await self._session.close()
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
+        self._tasks.cancel(spare_current=True)
         try:
             if self._log is not None:
                 self._log.publish(
@@ -425,11 +424,6 @@ class SessionActor:
             log.warning("cleanup after close was incomplete: %s", exc)
         self._closed.set()
         asyncio.get_running_loop().call_later(0.2, _exit_actor)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def ray_actor_name(session_id: str) -> str:

@@ -38,6 +38,7 @@ from .events import EventType, Role, SessionEvent
 from .hooks import Hooks, run_hook
 from .log import logger, session_id_var
 from .protocol import Continuation, ProviderProtocol
+from .tasks import TaskSet
 from .transport import Transport, TransportClosed
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class Session:
         self._out_resampler = StreamResampler(provider.output_rate, config.sample_rate)
         self._deliver_lock = asyncio.Lock()
         self._idle = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._last_audio_item: str | None = None
         self._user_text: list[str] = []
         self._assistant_text: list[str] = []
@@ -664,14 +665,9 @@ class Session:
     # -- tasks ------------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, None], link: _Link | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(coro, context=self._context)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = self._tasks.spawn(coro, context=self._context)
         if link is not None:
             link.tasks.append(task)
 
     def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
+        self._tasks.cancel(spare_current=True)

@@ -101,7 +101,7 @@ class GeminiEmulator(WebSocketEmulator[EmulatedSession]):
             await asyncio.sleep(time_left_s)
             await session.refuse(1011, DEADLINE_REASON)
 
-        session.spawn(close_later())
+        session.tasks.spawn(close_later())
 
     # -- connection handling -------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ class GeminiEmulator(WebSocketEmulator[EmulatedSession]):
         )
         self.sessions.append(session)
         self._live[ws] = session
-        session.spawn(self._connection_limit(session))
+        session.tasks.spawn(self._connection_limit(session))
         try:
             async for frame in ws:
                 await session.handle(frame)

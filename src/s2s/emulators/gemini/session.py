@@ -21,6 +21,7 @@ from typing import Any
 from ...audio.resample import StreamResampler
 from ...audio.synth import speech_for_text
 from ...providers.gemini_live import wire
+from ...tasks import TaskSet
 from .. import behavior
 from ..vad import EnergyVad, voiced_seconds
 from . import messages as msg
@@ -162,7 +163,8 @@ class EmulatedSession:
         self._answer_when_idle = False
         self._resamplers: dict[int, StreamResampler] = {}
         self._updated_at_index = -1
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Background work of this connection (answers, timers), cancelled on shutdown.
+        self.tasks = TaskSet()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -187,12 +189,6 @@ class EmulatedSession:
         await self._close(code, reason.encode()[:123].decode(errors="ignore"))
         self.shutdown()
 
-    def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def shutdown(self) -> None:
         self.closed = True
         chain = self._opened_chain
@@ -203,8 +199,7 @@ class EmulatedSession:
                 self.store.open_chains[chain] = remaining
             else:
                 self.store.open_chains.pop(chain, None)
-        for task in list(self._tasks):
-            task.cancel()
+        self.tasks.cancel()
 
     @property
     def generating(self) -> bool:
@@ -301,9 +296,9 @@ class EmulatedSession:
         await self.send(msg.setup_complete(self.state.chain))
         if self.setup.resumption:
             await self._update_resumption()
-            self.spawn(self._periodic_updates())
+            self.tasks.spawn(self._periodic_updates())
         if not self.setup.compression:
-            self.spawn(self._session_limit())
+            self.tasks.spawn(self._session_limit())
 
     def _new_vad(self) -> EnergyVad:
         assert self.setup is not None
@@ -538,7 +533,7 @@ class EmulatedSession:
             return
         response = _Response()
         self._response = response
-        response.task = self.spawn(self._run(response))
+        response.task = self.tasks.spawn(self._run(response))
 
     async def _run(self, response: _Response) -> None:
         setup = self.setup

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 from ...audio.level import rms_dbfs
 from ...audio.synth import speech_for_text
 from ...providers.nova import wire
+from ...tasks import TaskSet
 from .. import behavior
 from ..vad import EnergyVad
 
@@ -143,7 +144,7 @@ class EmulatedStream:
         self._tool_outputs: list[tuple[str, str]] = []
         self._answer: _Answer | None = None
         self._completion_started = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self.closed = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -172,16 +173,9 @@ class EmulatedStream:
             f"RequestId={self.request_id} : Error(s):\nError 1 : {message}",
         )
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def shutdown(self) -> None:
         self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
     def idle_for(self, now: float) -> float:
         return now - self.last_input
@@ -397,7 +391,7 @@ class EmulatedStream:
     def _respond(self, kind: str, value: Any) -> None:
         answer = _Answer()
         self._answer = answer
-        answer.task = self._spawn(self._run_answer(answer, kind, value))
+        answer.task = self._tasks.spawn(self._run_answer(answer, kind, value))
 
     async def _interrupt_answer(self, *, quiet: bool = False) -> None:
         answer = self._answer

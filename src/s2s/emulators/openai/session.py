@@ -24,6 +24,7 @@ from ...audio.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_p
 from ...audio.resample import StreamResampler
 from ...audio.synth import speech_for_text
 from ...providers.openai_realtime.wire import VOICES
+from ...tasks import TaskSet
 from .. import behavior
 from ..vad import EnergyVad, voiced_seconds
 from . import events as ev
@@ -168,7 +169,7 @@ class EmulatedSession:
         self._vad: EnergyVad | None = None
         self._speech_item: str | None = None
         self._response: _Response | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self.frames_in: list[str | bytes] = []
         self.frames_out: list[dict[str, Any]] = []
         self.first_audio = b""
@@ -199,12 +200,6 @@ class EmulatedSession:
             ev.error(self.ids, code, message, type=type, param=param, event_id=event_id)
         )
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def start(self) -> None:
         if self.options.record:
             self.frames_out.clear()
@@ -214,8 +209,7 @@ class EmulatedSession:
 
     def shutdown(self) -> None:
         self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
     # -- config accessors ----------------------------------------------------------------------
 
@@ -422,7 +416,7 @@ class EmulatedSession:
                 }
             )
         if self.transcription:
-            self._spawn(self._transcribe(item))
+            self._tasks.spawn(self._transcribe(item))
 
     async def _transcribe(self, item: _Item) -> None:
         await asyncio.sleep(0.02)  # transcripts arrive asynchronously, as in production
@@ -629,7 +623,7 @@ class EmulatedSession:
         response = _Response(id=self.ids.new("resp"))
         self._response = response
         modalities = modalities or list(self.session.get("output_modalities") or ["audio"])
-        response.task = self._spawn(self._run_response(response, modalities))
+        response.task = self._tasks.spawn(self._run_response(response, modalities))
 
     def _plan(self) -> tuple[list[behavior.ToolRequest], str]:
         """What to answer: tool calls to make, or the text to say."""
