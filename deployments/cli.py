@@ -6,12 +6,11 @@ Registered with ``s2s`` through the ``s2s.commands`` entry-point group (pyprojec
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 
 from s2s.service.config import load_config
+from s2s.signals import stop_on_signals
 
 from .stack import local_stack
 
@@ -123,10 +122,6 @@ async def run_serve(args: argparse.Namespace) -> int:
             "Ctrl-C to stop",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop_on_signals().wait()
         print("stopping...", flush=True)
     return 0

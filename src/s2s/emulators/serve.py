@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from typing import TypedDict
 
+from ..signals import stop_on_signals
 from .base import Emulator
 
 __all__ = [
@@ -66,8 +65,4 @@ async def serve_until_stopped(*lines: str) -> None:
     print(f"listening on {lines[0]}  (Ctrl-C to stop)", flush=True)
     for line in lines[1:]:
         print(line, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_on_signals().wait()

@@ -233,16 +233,12 @@ async def run_worker(
     redis_url: str, pool: str, settings: ToolPoolSettings, result_ttl_s: int = 3600
 ) -> None:
     """Serve ``pool`` until SIGINT/SIGTERM (the body of ``s2s tool-worker``)."""
-    import signal
-
     from ..service.redis_client import redis_class
+    from ..signals import stop_on_signals
 
     registry = ToolRegistry.from_modules(settings.modules)
     redis = redis_class().from_url(redis_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     worker = ToolWorker(redis, pool, settings, registry, result_ttl_s=result_ttl_s)
     try:
         await worker.run(stop)
