@@ -6,13 +6,15 @@ Registered with ``s2s`` through the ``s2s.commands`` entry-point group (pyprojec
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+from s2s.cli.demo import add_call_arguments
 from s2s.service.config import load_config
 from s2s.signals import stop_on_signals
 
-from .stack import local_stack
+from .stack import StackInfo, local_stack
 
 __all__ = ["add_serve", "add_up"]
 
@@ -56,26 +58,7 @@ def add_up(sub: Any) -> None:
         default=None,
         help="provider of the demo call (default: the config's default_provider)",
     )
-    parser.add_argument(
-        "--input",
-        type=Path,
-        default=None,
-        metavar="WAV",
-        help="caller audio (default: synthesised speech)",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("demo-output"),
-        help="where caller.wav and reply.wav go (default ./demo-output)",
-    )
-    parser.add_argument(
-        "--sample-rate",
-        type=int,
-        default=16000,
-        help="the caller's audio rate in Hz (default 16000)",
-    )
-    parser.add_argument("--timeout", type=float, default=120.0, help="give up after SECONDS")
+    add_call_arguments(parser, timeout=120.0)
     parser.set_defaults(run=run_up)
 
 
@@ -90,15 +73,20 @@ def add_serve(sub: Any) -> None:
     parser.set_defaults(run=run_serve)
 
 
+def _stack(args: argparse.Namespace) -> AbstractAsyncContextManager[StackInfo]:
+    """The local stack the options describe (its config is loaded and validated here)."""
+    path = _config_path(args.config)
+    return local_stack(
+        load_config(path), config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
+    )
+
+
 async def run_up(args: argparse.Namespace) -> int:
     from .demo_caller import run_demo_call
 
-    path = _config_path(args.config)
-    config = load_config(path)
+    stack = _stack(args)
     print("starting the stack (Redis, Ray, Serve, emulators, tool workers)...", flush=True)
-    async with local_stack(
-        config, config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
-    ) as info:
+    async with stack as info:
         return await run_demo_call(
             info,
             provider=args.provider or info.config.default_provider,
@@ -110,12 +98,9 @@ async def run_up(args: argparse.Namespace) -> int:
 
 
 async def run_serve(args: argparse.Namespace) -> int:
-    path = _config_path(args.config)
-    config = load_config(path)
+    stack = _stack(args)
     print("starting the service...", flush=True)
-    async with local_stack(
-        config, config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
-    ) as info:
+    async with stack as info:
         print(
             f"\nready: {info.base_url}  (API key: {info.api_key})\n"
             f"  curl -H 'Authorization: Bearer {info.api_key}' {info.base_url}/v1/sessions\n"

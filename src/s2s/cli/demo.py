@@ -52,6 +52,13 @@ def add_parser(sub: Any) -> None:
         default="openai_realtime",
         help="provider name (default openai_realtime; see 's2s providers')",
     )
+    add_call_arguments(parser, timeout=60.0)
+    parser.set_defaults(run=run)
+
+
+def add_call_arguments(parser: argparse.ArgumentParser, *, timeout: float) -> None:
+    """The demo call's options (``s2s demo`` and ``s2s up``): its audio, where the WAVs go, and
+    how long it may take."""
     parser.add_argument(
         "--input",
         type=Path,
@@ -69,10 +76,15 @@ def add_parser(sub: Any) -> None:
         "--sample-rate",
         type=int,
         default=16000,
-        help="the application's audio rate in Hz (default 16000)",
+        help="the caller's audio rate in Hz (default 16000)",
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="give up after SECONDS")
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        metavar="SECONDS",
+        help=f"give up after SECONDS (default {timeout:g})",
+    )
 
 
 @contextlib.asynccontextmanager
