@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ...providers.gemini_live.settings import KEY_VARIABLES  # the demo: a real key is set
 from ..serve import (
     add_common_arguments,
     add_speed_arguments,
@@ -17,9 +18,6 @@ from ..serve import (
 from .server import GeminiEmulator
 
 __all__ = ["KEY_VARIABLES", "add_parser", "local_settings"]
-
-#: Environment variables that hold a real key (the demo uses this emulator without one).
-KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 
 def add_parser(which: Any) -> None:
