@@ -7,11 +7,22 @@ import re
 from collections.abc import Callable
 
 import s2s
-from s2s import EventType, SessionEvent
+from s2s import EventType, SessionEvent, ToolDefinition
 from s2s.audio.synth import silence, speech_like
 from s2s.emulators.vad import voiced_seconds
 
 from .conftest import SECOND
+
+#: The order lookup the emulators' "call lookup_order {...}" text triggers.
+LOOKUP = ToolDefinition(
+    "lookup_order",
+    "Order status",
+    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+)
+#: A second tool, for parallel calls.
+WEATHER = ToolDefinition(
+    "get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}
+)
 
 
 def utterance(seconds: float, rate: int, *, pause: float = 0.8, seed: int = 1) -> bytes:

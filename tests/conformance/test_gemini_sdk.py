@@ -21,19 +21,13 @@ from google import genai
 from google.genai import types
 
 import s2s
-from s2s import EventType, ToolDefinition, ToolResult
+from s2s import EventType, ToolResult
 from s2s.emulators.gemini import GeminiEmulator
 
 from ..conftest import GEMINI_KEY, gemini_config
-from ..helpers import collect, heard_seconds, stream, turn_end, utterance, voiced
+from ..helpers import LOOKUP, collect, heard_seconds, stream, turn_end, utterance, voiced
 
 pytestmark = pytest.mark.conformance
-
-LOOKUP = ToolDefinition(
-    "lookup_order",
-    "Order status",
-    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-)
 
 
 def sdk_client(emulator: GeminiEmulator, api_version: str | None = "v1beta") -> genai.Client:

@@ -19,22 +19,16 @@ from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from pydantic import BaseModel, TypeAdapter
 
 import s2s
-from s2s import EventType, ToolDefinition, ToolResult
+from s2s import EventType, ToolResult
 from s2s.emulators.openai import OpenAIEmulator
 
 from ..conftest import OPENAI_KEY, openai_config
-from ..helpers import collect, stream, turn_end, utterance
+from ..helpers import LOOKUP, collect, stream, turn_end, utterance
 
 pytestmark = pytest.mark.conformance
 
 CLIENT = TypeAdapter(RealtimeClientEvent)
 SERVER = TypeAdapter(RealtimeServerEvent)
-
-LOOKUP = ToolDefinition(
-    "lookup_order",
-    "Order status",
-    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-)
 
 
 def unknown_keys(model: Any, path: str = "$") -> list[str]:

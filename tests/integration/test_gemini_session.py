@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import s2s
-from s2s import EventType, Role, ToolDefinition, ToolResult
+from s2s import EventType, Role, ToolResult
 from s2s.audio.synth import speech_for_text
 from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.gemini.session import BACKGROUND_REPLY
@@ -17,6 +17,8 @@ from s2s.providers.gemini_live import GeminiLiveProvider
 
 from ..conftest import SECOND, gemini_config
 from ..helpers import (
+    LOOKUP,
+    WEATHER,
     audio_ms,
     collect,
     final_text,
@@ -28,14 +30,6 @@ from ..helpers import (
     voiced,
 )
 
-LOOKUP = ToolDefinition(
-    "lookup_order",
-    "Order status",
-    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-)
-WEATHER = ToolDefinition(
-    "get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}
-)
 ASK = 'call lookup_order {"order_id": "A1"}'
 
 

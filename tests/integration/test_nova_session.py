@@ -8,13 +8,14 @@ import json
 import pytest
 
 import s2s
-from s2s import EventType, Role, ToolDefinition, ToolResult
+from s2s import EventType, Role, ToolResult
 from s2s.audio.synth import speech_for_text
 from s2s.emulators.nova import NovaEmulator
 from s2s.providers.nova import wire
 
 from ..conftest import SECOND, nova_config
 from ..helpers import (
+    LOOKUP,
     audio_ms,
     collect,
     final_text,
@@ -24,12 +25,6 @@ from ..helpers import (
     turn_end,
     utterance,
     voiced,
-)
-
-LOOKUP = ToolDefinition(
-    "lookup_order",
-    "Order status",
-    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
 )
 
 

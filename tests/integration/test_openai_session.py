@@ -8,7 +8,7 @@ import json
 import pytest
 
 import s2s
-from s2s import EventType, Role, ToolDefinition, ToolResult
+from s2s import EventType, Role, ToolResult
 from s2s.audio import pcm16_to_ulaw, ulaw_to_pcm16
 from s2s.audio.synth import speech_for_text
 from s2s.emulators.openai import OpenAIEmulator
@@ -16,6 +16,8 @@ from s2s.providers.openai_realtime import OpenAIRealtimeProvider
 
 from ..conftest import openai_config
 from ..helpers import (
+    LOOKUP,
+    WEATHER,
     audio_ms,
     collect,
     final_text,
@@ -25,15 +27,6 @@ from ..helpers import (
     turn_end,
     utterance,
     voiced,
-)
-
-LOOKUP = ToolDefinition(
-    "lookup_order",
-    "Order status",
-    {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-)
-WEATHER = ToolDefinition(
-    "get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,8 @@ import yaml
 from deployments.k8s import render, stale_files, write_files
 from s2s.errors import ConfigurationError
 
+from ..cli import S2S
 from .render import ROOT
-
-S2S = [sys.executable, "-m", "s2s.cli"]
 
 
 def test_the_checked_in_generated_files_are_current():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import wave
 
 import psutil
 import pytest
 
+from ..cli import S2S
 from ..conftest import SECOND
 from .stack import free_port
 
@@ -21,7 +21,7 @@ def test_s2s_up_runs_the_stack_and_a_demo_call_then_stops_everything(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GOOGLE", "GEMINI"))}
     env["S2S_SERVE__PORT"] = str(free_port())
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.cli", "up", "--output-dir", str(tmp_path / "out")],
+        [*S2S, "up", "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
