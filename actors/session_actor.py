@@ -29,7 +29,7 @@ from s2s.service.config import ServiceConfig
 from s2s.service.eventlog import EventLog, last_seq
 from s2s.service.media import Endpoint, MediaServer
 from s2s.service.metrics import Metrics
-from s2s.service.redis_client import redis_class
+from s2s.service.redis_client import connect
 from s2s.service.state import SessionStore
 from s2s.tasks import TaskSet
 from s2s.tools.queue import ToolRequest, read_results, submit
@@ -73,62 +73,77 @@ class SessionActor:
     # -- lifecycle (Ray methods) -----------------------------------------------------------------
 
     async def start(self) -> dict[str, Any]:
-        """Connect the provider (or continue a saved call). Idempotent: racing callers share it."""
+        """Connect the provider (or continue a saved call). Idempotent: racing callers share it.
+
+        Any failure ends the actor (its slot and name freed, the session marked failed) and is
+        raised to the caller.
+        """
         async with self._start_lock:
             if self._started is not None:
                 return self._started
-            self._redis = redis_class().from_url(self.spec.redis_url)
-            self._store = SessionStore(self._redis, ttl_s=self.service.redis.replay_log_ttl_s)
-            saved = await self._store.load_state(self.session_id)
-            seq = max(
-                int((saved or {}).get("seq", 0)), await last_seq(self._redis, self.session_id)
-            )
-            self._log = EventLog(
-                self._redis,
-                self.session_id,
-                max_events=self.service.redis.replay_log_events,
-                ttl_s=self.service.redis.replay_log_ttl_s,
-                start_seq=seq,
-            )
-            engine = s2s.new(self.spec.provider, provider_config(self.service, self.spec))
-            resume = (saved or {}).get("continuation")
+            if self._closing:
+                raise SessionClosedError(f"session {self.session_id} has ended")
             try:
-                self._session = await engine.start(session_id=self.session_id, resume=resume)
-            except S2SError as exc:
-                await self._end("start_failed", exc)
+                self._started = await self._start()
+            except BaseException as exc:
+                error = exc if isinstance(exc, S2SError) else S2SError(f"start failed: {exc!r}")
+                if not isinstance(exc, S2SError):
+                    log.exception("session start failed")
+                await self._end("start_failed", error, status="failed")
                 raise
-            self._pending_tools = dict((saved or {}).get("pending_tools") or {})
-            self._media = MediaServer(self._on_media, media_host(self.service))
-            self._endpoint = await self._media.start()
-            self._log.publish(
-                "session_started",
-                {
-                    "provider": self.spec.provider,
-                    "resumed": saved is not None,
-                    "sample_rate": self.spec.config["sample_rate"],
-                },
-            )
-            await self._store.update(
-                self.session_id, status="live", actor=ray_actor_name(self.session_id)
-            )
-            await self._store.lease(self.session_id, LEASE_S, self._endpoint.to_dict())
-            self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
-            for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
-                self._tasks.spawn(coro)
-            for call_id, pending in self._pending_tools.items():  # calls carried over
-                self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
-            self._started = {
-                "session_id": self.session_id,
-                "media": self._endpoint.to_dict(),
-                "resumed": saved is not None,
-                "seq": self._log.seq,
-            }
-            log.info(
-                "session actor started (%s%s)",
-                self.spec.provider,
-                ", resumed from saved state" if saved else "",
-            )
             return self._started
+
+    async def _start(self) -> dict[str, Any]:
+        self._redis = connect(self.service.redis)
+        self._store = SessionStore(self._redis, ttl_s=self.service.redis.replay_log_ttl_s)
+        saved = await self._store.load_state(self.session_id)
+        seq = max(int((saved or {}).get("seq", 0)), await last_seq(self._redis, self.session_id))
+        self._log = EventLog(
+            self._redis,
+            self.session_id,
+            max_events=self.service.redis.replay_log_events,
+            ttl_s=self.service.redis.replay_log_ttl_s,
+            start_seq=seq,
+        )
+        engine = s2s.new(self.spec.provider, provider_config(self.service, self.spec))
+        resume = (saved or {}).get("continuation")
+        self._session = await engine.start(session_id=self.session_id, resume=resume)
+        self._pending_tools = dict((saved or {}).get("pending_tools") or {})
+        self._media = MediaServer(self._on_media, media_host(self.service))
+        self._endpoint = await self._media.start()
+        self._log.publish(
+            "session_started",
+            {
+                "provider": self.spec.provider,
+                "resumed": saved is not None,
+                "sample_rate": self.spec.config["sample_rate"],
+            },
+        )
+        await self._store.update(
+            self.session_id, status="live", actor=ray_actor_name(self.session_id)
+        )
+        await self._lease()
+        self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
+        for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
+            self._tasks.spawn(coro)
+        for call_id, pending in self._pending_tools.items():  # calls carried over
+            self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
+        log.info(
+            "session actor started (%s%s)",
+            self.spec.provider,
+            ", resumed from saved state" if saved else "",
+        )
+        return {
+            "session_id": self.session_id,
+            "media": self._endpoint.to_dict(),
+            "resumed": saved is not None,
+            "seq": self._log.seq,
+        }
+
+    async def _lease(self) -> None:
+        assert self._store is not None
+        endpoint = self._endpoint.to_dict() if self._endpoint else None
+        await self._store.lease(self.session_id, LEASE_S, endpoint, tenant=self.spec.tenant)
 
     async def media_endpoint(self) -> dict[str, Any]:
         if self._endpoint is None:
@@ -262,7 +277,16 @@ class SessionActor:
         assert self._redis is not None
         await submit(
             self._redis,
-            ToolRequest(self.session_id, call.id, call.name, call.arguments, pool, deadline),
+            ToolRequest(
+                self.session_id,
+                call.id,
+                call.name,
+                call.arguments,
+                pool,
+                deadline,
+                tenant=self.spec.tenant,
+                metadata=self.spec.metadata,
+            ),
         )
         self._arm_tool_timeout(call.id, timeout)
 
@@ -381,15 +405,21 @@ class SessionActor:
             if now - self._last_input > settings.idle_timeout_s:
                 self._tasks.spawn(self._end("idle_timeout", None))
                 return
-            if now - self._started_at > settings.max_duration_s:
+            if now - self._started_at > self._max_duration_s:
                 self._tasks.spawn(self._end("max_duration", None))
                 return
-            with contextlib.suppress(Exception):
-                endpoint = self._endpoint.to_dict() if self._endpoint else None
-                await self._store.lease(self.session_id, LEASE_S, endpoint)
+            try:
+                await self._lease()
                 await self._metrics.flush(self._redis)
+            except Exception as exc:  # Redis hiccup: the next round renews the lease
+                log.warning("lease renewal failed: %s", exc)
 
-    async def _end(self, reason: str, error: S2SError | None) -> None:
+    @property
+    def _max_duration_s(self) -> float:
+        limit = self.service.sessions.max_duration_s
+        return min(limit, self.spec.max_duration_s or limit)
+
+    async def _end(self, reason: str, error: S2SError | None, status: str = "closed") -> None:
         """Close everything once; the last step frees the actor's name."""
         if self._closing:
             await self._closed.wait()
@@ -413,9 +443,9 @@ class SessionActor:
                 await asyncio.wait_for(self._log.flush(), 5.0)
             if self._store is not None:
                 await self._store.update(
-                    self.session_id, status="closed", closed_reason=reason, closed_at=time.time()
+                    self.session_id, status=status, closed_reason=reason, closed_at=time.time()
                 )
-                await self._store.release(self.session_id)
+                await self._store.release(self.session_id, tenant=self.spec.tenant)
             self._metrics.inc("s2s_sessions_closed", provider=self.spec.provider, reason=reason)
             if self._redis is not None:
                 await self._metrics.flush(self._redis)

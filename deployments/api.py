@@ -13,13 +13,15 @@ binary = caller audio (PCM16 at the session's rate); text = one JSON control mes
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "BLOCKED_EXTRA_KEYS",
+    "LIMITS",
     "ClientToolIn",
     "ControlMessage",
     "CreateSession",
@@ -43,17 +45,61 @@ BLOCKED_EXTRA_KEYS = frozenset(
 
 _AUDIO_HEADER = struct.Struct(">QB")
 
+#: The API's size limits, in one place (the error for each names the field and the limit).
+LIMITS = {
+    "instructions_chars": 32_000,
+    "metadata_bytes": 8_192,
+    "metadata_depth": 4,
+    "client_tools": 32,
+    "client_tool_bytes": 16_384,
+    "tools": 64,
+    "extra_keys": 32,
+    "extra_bytes": 16_384,
+    "text_chars": 8_000,
+    "tool_result_chars": 100_000,
+    "id_chars": 256,
+    "played_ms": 86_400_000,
+}
+
+#: Model and voice names: what providers use, nothing that could change a URL or a path.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _bounded(name: str, max_bytes: int, max_depth: int | None = None) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if max_depth is not None and _depth(value) > max_depth:
+            raise ValueError(f"{name} is nested deeper than {max_depth} levels")
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > max_bytes:
+            raise ValueError(f"{name} is {size} bytes as JSON; the limit is {max_bytes}")
+        return value
+
+    return AfterValidator(check)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
 class ClientToolIn(_Strict):
     """A tool the client runs itself (its calls arrive as events; answer with tool_result)."""
 
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    name: ToolName
+    description: Annotated[str, Field(max_length=1024)] = ""
+    parameters: Annotated[
+        dict[str, Any], _bounded("parameters", LIMITS["client_tool_bytes"], max_depth=16)
+    ] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class CreateSession(_Strict):
@@ -61,23 +107,37 @@ class CreateSession(_Strict):
 
     session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = None
     """Optional id chosen by the caller (idempotent: the same id gets the same session)."""
-    provider: str | None = None
-    model: str | None = None
-    voice: str | None = None
-    instructions: str | None = None
-    tools: list[str] | None = None
-    """Server tools (from the configured pools) to enable; default all, ``[]`` none."""
-    client_tools: list[ClientToolIn] = Field(default_factory=list)
+    provider: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")] | None = None
+    model: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+    voice: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+    instructions: Annotated[str, Field(max_length=LIMITS["instructions_chars"])] | None = None
+    tools: Annotated[list[ToolName], Field(max_length=LIMITS["tools"])] | None = None
+    """Server tools (from the configured pools) to enable; default all the tenant may use,
+    ``[]`` none."""
+    client_tools: Annotated[list[ClientToolIn], Field(max_length=LIMITS["client_tools"])] = Field(
+        default_factory=list
+    )
     sample_rate: Annotated[int, Field(ge=8000, le=48000)] = 24000
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    """Caller metadata kept with the session (caller id, queue, ...)."""
-    extra: dict[str, Any] = Field(default_factory=dict)
-    """Provider settings (turn detection, transcription, ...); never keys or URLs."""
+    metadata: Annotated[
+        dict[str, Any],
+        _bounded("metadata", LIMITS["metadata_bytes"], max_depth=LIMITS["metadata_depth"]),
+    ] = Field(default_factory=dict)
+    """Caller metadata kept with the session and given to tools (caller id, queue, accounts)."""
+    extra: Annotated[
+        dict[str, Any],
+        Field(max_length=LIMITS["extra_keys"]),
+        _bounded("extra", LIMITS["extra_bytes"], max_depth=8),
+    ] = Field(default_factory=dict)
+    """Provider settings from the provider's client allowlist (turn detection, transcription,
+    ...); never keys, URLs or limits."""
+
+
+Id = Annotated[str, Field(min_length=1, max_length=LIMITS["id_chars"])]
 
 
 class TextMessage(_Strict):
     type: Literal["text"]
-    text: Annotated[str, Field(min_length=1)]
+    text: Annotated[str, Field(min_length=1, max_length=LIMITS["text_chars"])]
 
 
 class InterruptMessage(_Strict):
@@ -90,14 +150,14 @@ class EndTurnMessage(_Strict):
 
 class PlaybackMessage(_Strict):
     type: Literal["playback"]
-    item_id: Annotated[str, Field(min_length=1)]
-    played_ms: Annotated[float, Field(ge=0)]
+    item_id: Id
+    played_ms: Annotated[float, Field(ge=0, le=LIMITS["played_ms"], allow_inf_nan=False)]
 
 
 class ToolResultMessage(_Strict):
     type: Literal["tool_result"]
-    call_id: Annotated[str, Field(min_length=1)]
-    content: str
+    call_id: Id
+    content: Annotated[str, Field(max_length=LIMITS["tool_result_chars"])]
     is_error: bool = False
 
 

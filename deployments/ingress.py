@@ -3,12 +3,15 @@
 (No ``from __future__ import annotations`` here: FastAPI reads the route signatures at runtime,
 and Serve re-wraps the methods, so string annotations would not resolve.)
 
-State lives in the session actors and Redis, so a replica only routes: it finds a session's
-actor by name, forwards the caller's audio and control messages over the actor's media channel,
-and relays the session's events from Redis (live pub/sub, gaps filled from the replay log).
+State lives in the session actors and Redis, so a replica only routes: it authenticates the
+caller (:mod:`deployments.tenancy`), admits new calls against the tenant's quotas and the
+cluster's slots (:mod:`deployments.admission`), finds a session's actor and media channel
+(:mod:`deployments.router`), and relays the session's events from Redis.
 
-Routes (all under ``/v1`` need an API key: ``Authorization: Bearer <key>``, ``X-API-Key`` or,
-for browsers' WebSockets and EventSource, ``?api_key=``):
+Routes under ``/v1`` need a tenant's API key (``Authorization: Bearer <key>``, ``X-API-Key``
+or, for browsers' WebSockets and EventSource, ``?api_key=``); a session of another tenant is a
+404 on every route. Admin keys see every tenant's sessions and reach ``/metrics`` and
+``/openapi.json``:
 
 * ``POST /v1/sessions``, ``GET /v1/sessions``, ``GET`` / ``DELETE /v1/sessions/{id}``
 * ``WS /v1/sessions/{id}/stream?last_seq=N``: binary frames are audio, text frames JSON
@@ -16,55 +19,60 @@ for browsers' WebSockets and EventSource, ``?api_key=``):
 * ``POST /v1/sessions/{id}/audio|text|interrupt|playback|tool_results``: for clients without
   WebSockets
 * ``GET /v1/sessions/{id}/events``: Server-Sent Events, resumable with ``Last-Event-ID``
-* ``GET /healthz``, ``GET /metrics`` (Prometheus, cluster-wide)
+* ``GET /healthz`` (public: ok or unhealthy), ``GET /metrics`` and ``GET /openapi.json`` (admin)
 """
 
 import asyncio
 import contextlib
 import json
-import secrets
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError
-from redis.asyncio import Redis
 
 import s2s
-from actors import SessionHandle, SessionSpec, get_or_create, lookup
-from s2s.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    InvalidInputError,
-    ProviderConnectionError,
-    S2SError,
-)
+from actors.session_actor import LEASE_S
 from s2s.log import logger
 from s2s.service import keys as redis_keys
 from s2s.service.config import ServiceConfig
-from s2s.service.envelope import Envelope
-from s2s.service.media import Endpoint, MediaClient
 from s2s.service.metrics import Metrics
 from s2s.service.metrics_render import render
+from s2s.service.redis_client import connect
 from s2s.service.state import SessionStore
 from s2s.service.subscribe import SubscriptionHub
 from s2s.tools.registry import ToolRegistry, pool_registries
 
+from .admission import Admission
 from .api import (
-    BLOCKED_EXTRA_KEYS,
     CONTROL,
     CreateSession,
-    PingMessage,
-    PlaybackMessage,
-    TextMessage,
-    ToolResultMessage,
-    audio_frame,
 )
+from .errors import ApiError, describe
+from .router import SessionRouter
+from .session_requests import build_spec
+from .streams import StreamRelay
+from .tenancy import Authenticator, Principal
+from .web import (
+    SESSION_ID,
+    close_code_for,
+    deny,
+    media_input,
+    parse,
+    public_meta,
+    read_body,
+    resume_position,
+)
+
+
+def ray_cluster_resources() -> dict[str, float]:
+    import ray
+
+    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
+
 
 __all__ = ["Ingress", "app"]
 
@@ -74,95 +82,21 @@ app = FastAPI(
     title="s2s",
     version=s2s.__version__,
     description="Speech-to-speech sessions for contact-centre backends.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
-
-#: Close codes on the stream socket.
-CLOSE_NORMAL = 1000
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}},
-        status_code=exc.status,
-        headers=headers,
-    )
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
 
-def _error_for(exc: BaseException) -> ApiError:
-    """An actor-side failure as an HTTP error."""
-    cause = exc
-    if isinstance(exc, RayTaskError) and exc.cause is not None:
-        cause = exc.cause
-    if isinstance(cause, AuthenticationError):
-        return ApiError(502, "provider_auth", f"the provider refused the credentials: {cause}")
-    if isinstance(cause, ConfigurationError | InvalidInputError):
-        return ApiError(400, "invalid_session", str(cause))
-    if isinstance(cause, S2SError):
-        return ApiError(502, "provider_error", str(cause))
-    if isinstance(cause, RayActorError):
-        return ApiError(503, "session_unavailable", "the session's actor stopped")
-    return ApiError(500, "internal", f"{type(cause).__name__}: {cause}")
-
-
-def _credential(headers: Any, query: Any) -> str:
-    auth = headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return str(auth[7:].strip())
-    return str(headers.get("x-api-key") or query.get("api_key") or "")
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-    )
-
-
-def _public(meta: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in meta.items() if k != "spec"}
-    spec = meta.get("spec") or {}
-    config = spec.get("config") or {}
-    out["sample_rate"] = config.get("sample_rate")
-    out["tools"] = [t["name"] for t in config.get("tools", [])]
-    return out
-
-
-async def _client_error(websocket: WebSocket, code: str, message: str) -> None:
-    """An error about the client's own message: the connection stays up."""
-    await websocket.send_text(
-        json.dumps({"type": "error", "error": {"code": code, "message": message}})
-    )
-
-
-async def _deny(websocket: WebSocket, status: int, message: str, close_code: int) -> None:
-    """Refuse a WebSocket before accepting it: an HTTP error if the server can, else a close."""
-    try:
-        await websocket.send_denial_response(
-            JSONResponse(
-                {
-                    "error": {
-                        "code": "unauthorized" if status == 401 else "not_found",
-                        "message": message,
-                    }
-                },
-                status_code=status,
-            )
-        )
-    except (RuntimeError, WebSocketDisconnect):
-        with contextlib.suppress(Exception):
-            await websocket.accept()
-            await websocket.close(close_code, message)
+@app.exception_handler(RequestValidationError)
+async def _bad_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return JSONResponse(ApiError(400, "invalid_request", message).body(), status_code=400)
 
 
 # Helpers above sit before the class on purpose: Serve captures the class when the decorator
@@ -175,33 +109,27 @@ class Ingress:
     def __init__(self, service: dict[str, Any]) -> None:
         self.config = ServiceConfig.model_validate(service)
         if self.config.redis.url == "embedded":
-            raise ConfigurationError("the ingress needs a real redis.url, not 'embedded'")
-        self.api_keys = self.config.auth.keys()
-        if self.config.auth.required and not self.api_keys:
-            raise ConfigurationError(
-                f"auth.required is true but no API keys are configured (auth.api_keys or "
-                f"${self.config.auth.api_keys_env})"
-            )
-        self.redis = Redis.from_url(self.config.redis.url)
+            raise s2s.ConfigurationError("the ingress needs a real redis.url, not 'embedded'")
+        self.auth = Authenticator(self.config)
+        self.redis = connect(self.config.redis)
         self.store = SessionStore(self.redis, ttl_s=self.config.redis.replay_log_ttl_s)
+        self.admission = Admission(self.redis)
+        self.router = SessionRouter(self.config, self.store)
         self.hub = SubscriptionHub(self.redis)
+        self.metrics = Metrics()
+        self.streams = StreamRelay(self.config, self.router, self.hub, self.metrics)
         self.pools, self.tool_owner = pool_registries(
             {name: pool.modules for name, pool in self.config.tool_pools.items()}
         )
         self.tools = ToolRegistry([t for registry in self.pools.values() for t in registry])
-        self.actors: dict[str, SessionHandle] = {}
-        self.channels: dict[str, MediaClient] = {}
-        self.channel_locks: dict[str, asyncio.Lock] = {}
-        self.metrics = Metrics()
         self._flusher: asyncio.Task[None] | None = None
+        self._capacity: tuple[float, int | None] = (0.0, None)
 
     async def aclose(self) -> None:
         """Drop this replica's channels and Redis connections (the actors keep their calls)."""
         if self._flusher is not None:
             self._flusher.cancel()
-        for channel in list(self.channels.values()):
-            await channel.close()
-        self.channels.clear()
+        await self.router.aclose()
         await self.hub.close()
         with contextlib.suppress(Exception):
             await self.metrics.flush(self.redis)
@@ -209,16 +137,21 @@ class Ingress:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _check_key(self, headers: Any, query: Any) -> bool:
-        if not self.config.auth.required:
-            return True
-        given = _credential(headers, query)
-        return any(secrets.compare_digest(given, key) for key in self.api_keys)
-
-    def _auth(self, request: Request) -> None:
+    def _principal(self, headers: Any, query: Any) -> Principal:
         self._start_flusher()
-        if not self._check_key(request.headers, request.query_params):
+        principal = self.auth.authenticate(headers, query)
+        if principal is None:
             raise ApiError(401, "unauthorized", "missing or wrong API key")
+        return principal
+
+    def _auth(self, request: Request) -> Principal:
+        return self._principal(request.headers, request.query_params)
+
+    def _admin(self, request: Request) -> Principal:
+        principal = self._auth(request)
+        if not principal.admin:
+            raise ApiError(403, "forbidden", "this route needs an admin key")
+        return principal
 
     def _start_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
@@ -227,113 +160,38 @@ class Ingress:
     async def _flush_metrics(self) -> None:
         while True:
             await asyncio.sleep(5)
-            with contextlib.suppress(Exception):
+            try:
                 await self.metrics.flush(self.redis)
+            except Exception as exc:  # Redis hiccup: the counters wait for the next flush
+                log.warning("metrics flush failed: %s", exc)
 
-    async def _meta(self, session_id: str) -> dict[str, Any]:
+    async def _owned(self, principal: Principal, session_id: str) -> dict[str, Any]:
+        """The session's record if the caller may see it; else 404 (existence stays secret)."""
+        if not SESSION_ID.match(session_id):
+            raise ApiError(
+                400, "invalid_session_id", "a session id is 8-64 letters, digits, '-' or '_'"
+            )
         meta = await self.store.meta(session_id)
-        if meta is None:
+        if meta is None or not principal.owns(meta.get("tenant")):
             raise ApiError(404, "not_found", f"no session {session_id!r}")
         return meta
 
-    async def _actor(self, session_id: str) -> SessionHandle:
-        """The session's actor; a replacement (continuing the saved call) if the actor died."""
-        handle = self.actors.get(session_id) or lookup(session_id, self.config)
-        if handle is not None:
-            self.actors[session_id] = handle
-            return handle
-        meta = await self._meta(session_id)
-        if meta.get("status") == "closed":
-            raise ApiError(
-                410,
-                "closed",
-                f"session {session_id!r} has ended ({meta.get('closed_reason', 'closed')})",
-            )
-        log.warning(
-            "session %s has no actor; starting a replacement from its saved state", session_id
-        )
-        spec = SessionSpec.from_dict(meta["spec"])
-        handle = get_or_create(spec, self.config)
+    async def _cluster_slots(self) -> int | None:
+        """The admission cap: ``sessions.max_sessions``, else the cluster's slots (cached 2 s)."""
+        if self.config.sessions.max_sessions is not None:
+            return self.config.sessions.max_sessions
+        checked, slots = self._capacity
+        if time.monotonic() - checked < 2.0:
+            return slots
+        resource = self.config.sessions.resource
         try:
-            await handle.start.remote()
+            total = await self.router._blocking(lambda: ray_cluster_resources().get(resource))
         except Exception as exc:
-            raise _error_for(exc) from exc
-        self.actors[session_id] = handle
-        return handle
-
-    async def _outside_channel(self, session_id: str) -> MediaClient | None:
-        """A channel to a live actor this cluster's Ray cannot see, or None.
-
-        During a rollout a reconnecting caller lands on the new cluster while the call's actor
-        still runs on the old one. Its media channel, advertised in Redis for as long as its
-        lease, is reachable across clusters; starting a replacement instead would give the call
-        two actors. An advertisement nobody answers belongs to a dead actor: None.
-        """
-        if session_id in self.actors:
-            return None
-        handle = lookup(session_id, self.config)
-        if handle is not None:
-            self.actors[session_id] = handle
-            return None
-        media = await self.store.advertised_media(session_id)
-        if media is None:
-            return None
-        endpoint = Endpoint.from_dict(media)
-        client = MediaClient(endpoint)
-        try:
-            await client.connect()
-        except ProviderConnectionError:
-            log.warning("session %s: its advertised actor does not answer", session_id)
-            return None
-        log.info(
-            "session %s: its actor runs outside this cluster; reached at %s:%d",
-            session_id,
-            endpoint.host,
-            endpoint.port,
-        )
-        return client
-
-    async def _channel(self, session_id: str) -> MediaClient:
-        lock = self.channel_locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            client = self.channels.get(session_id)
-            if client is not None and client.connected:
-                return client
-            outside = await self._outside_channel(session_id)
-            if outside is not None:
-                self.channels[session_id] = outside
-                return outside
-            for attempt in range(2):
-                handle = await self._actor(session_id)
-                try:
-                    endpoint = await handle.media_endpoint.remote()
-                    client = MediaClient(Endpoint.from_dict(endpoint))
-                    await client.connect()
-                except (RayActorError, ProviderConnectionError) as exc:
-                    self.actors.pop(session_id, None)
-                    if attempt:
-                        raise _error_for(exc) from exc
-                    await asyncio.sleep(0.2)
-                    continue
-                self.channels[session_id] = client
-                return client
-        raise ApiError(503, "session_unavailable", "cannot reach the session")
-
-    async def _send(
-        self, session_id: str, kind: str, payload: Any = None, received_at: float | None = None
-    ) -> None:
-        for attempt in range(2):
-            channel = await self._channel(session_id)
-            try:
-                await channel.send(kind, payload, received_at)
-                return
-            except ProviderConnectionError:
-                self.channels.pop(session_id, None)
-                self.actors.pop(session_id, None)
-                if attempt:
-                    raise ApiError(
-                        503, "session_unavailable", "the session's channel dropped"
-                    ) from None
+            log.warning("cannot read the cluster's session slots: %s", exc)
+            return slots
+        slots = None if total is None else int(total)
+        self._capacity = (time.monotonic(), slots)
+        return slots
 
     def _urls(self, request: Request, session_id: str) -> dict[str, str]:
         base = str(request.base_url).rstrip("/")
@@ -350,125 +208,160 @@ class Ingress:
 
     @app.post("/v1/sessions", status_code=201)
     async def create_session(self, request: Request) -> JSONResponse:
-        self._auth(request)
-        try:
-            body = CreateSession.model_validate(await request.json())
-        except ValidationError as exc:
-            raise ApiError(400, "invalid_request", _describe(exc)) from exc
-        except ValueError as exc:
-            raise ApiError(400, "invalid_request", "the body must be JSON") from exc
-        spec = self._spec(body)
-        meta = await self.store.meta(spec.session_id)
-        if meta is None:
-            await self.store.create(
-                spec.session_id,
-                {"provider": spec.provider, "spec": spec.to_dict(), "metadata": body.metadata},
+        principal = self._auth(request)
+        if principal.tenant is None:
+            raise ApiError(
+                403, "tenant_key_required", "sessions belong to tenants: use a tenant's API key"
             )
-        handle = get_or_create(spec, self.config)
+        raw = await read_body(request, self.config.serve.max_body_bytes)
+        body: CreateSession = parse(CreateSession, raw or b"{}")
+        tenant = self.auth.tenant(principal.tenant)
+        spec = await asyncio.get_running_loop().run_in_executor(
+            None,
+            lambda: build_spec(
+                body,
+                tenant_name=principal.tenant or "",
+                tenant=tenant,
+                config=self.config,
+                tools=self.tools,
+                tool_owner=self.tool_owner,
+            ),
+        )
+        sid = spec.session_id
+        if body.session_id is not None:
+            existing = await self._existing(principal, sid, request)
+            if existing is not None:
+                return existing
+        refusal = await self.admission.admit(
+            sid,
+            principal.tenant,
+            tenant.quotas,
+            capacity=await self._cluster_slots(),
+            lease_s=self.config.serve.start_timeout_s + LEASE_S,
+        )
+        if refusal is not None:
+            self.metrics.inc("s2s_sessions_refused", limit=refusal.limit)
+            raise self._refused(principal.tenant, refusal.limit, refusal.retry_after_s, tenant)
+        meta = {
+            "provider": spec.provider,
+            "tenant": principal.tenant,
+            "spec": spec.to_dict(),
+            "metadata": body.metadata,
+        }
+        if not await self.store.create(sid, meta):  # another request took the id meanwhile
+            await self.admission.release(sid, principal.tenant)
+            existing = await self._existing(principal, sid, request)
+            if existing is not None:
+                return existing
+            raise ApiError(409, "conflict", f"session id {sid!r} is taken")
         try:
-            info = await handle.start.remote()
-        except Exception as exc:
-            raise _error_for(exc) from exc
-        self.actors[spec.session_id] = handle
+            info = await self.router.start(spec)
+        except ApiError:
+            await self.admission.release(sid, principal.tenant)
+            await self.store.update(sid, status="failed", closed_reason="start_failed")
+            await self.router.forget(sid)
+            raise
         return JSONResponse(
             {
-                "session_id": spec.session_id,
+                "session_id": sid,
                 "provider": spec.provider,
                 "status": "live",
                 "sample_rate": spec.config["sample_rate"],
                 "resumed": info.get("resumed", False),
                 "tools": [t["name"] for t in spec.config["tools"]],
-                **self._urls(request, spec.session_id),
+                **self._urls(request, sid),
             },
             status_code=201,
         )
 
-    def _spec(self, body: CreateSession) -> SessionSpec:
-        provider = body.provider or self.config.default_provider
-        if provider not in s2s.list_providers():
+    async def _existing(
+        self, principal: Principal, session_id: str, request: Request
+    ) -> JSONResponse | None:
+        """A create naming an id that exists: the live session itself if it is the caller's
+        (idempotent: the earlier settings stay), else a 409 or 410; None if the id is free."""
+        meta = await self.store.meta(session_id)
+        if meta is None:
+            return None
+        if meta.get("tenant") != principal.tenant:
+            raise ApiError(409, "conflict", f"session id {session_id!r} is taken")
+        if meta.get("status") in ("closed", "failed"):
             raise ApiError(
-                400,
-                "unknown_provider",
-                f"unknown provider {provider!r}; available: {', '.join(s2s.list_providers())}",
+                410,
+                "closed",
+                f"session {session_id!r} has ended ({meta.get('closed_reason', 'closed')}); "
+                "a new call needs a new id",
             )
-        if provider not in self.config.providers:
-            raise ApiError(
-                400,
-                "provider_not_enabled",
-                f"provider {provider!r} is not enabled in this service's configuration",
+        spec = meta.get("spec") or {}
+        config = spec.get("config") or {}
+        return JSONResponse(
+            {
+                "session_id": session_id,
+                "provider": meta.get("provider"),
+                "status": meta.get("status"),
+                "sample_rate": config.get("sample_rate"),
+                "resumed": False,
+                "existing": True,
+                "tools": [t["name"] for t in config.get("tools", [])],
+                **self._urls(request, session_id),
+            },
+            status_code=200,
+        )
+
+    def _refused(self, tenant_name: str, limit: str, retry_after: float, tenant: Any) -> ApiError:
+        quotas = tenant.quotas
+        if limit == "creates_per_minute":
+            return ApiError(
+                429,
+                "rate_limited",
+                f"tenant {tenant_name!r} is over its limit of {quotas.creates_per_minute} "
+                "session creations per minute",
+                retry_after=retry_after,
             )
-        blocked = sorted(BLOCKED_EXTRA_KEYS & set(body.extra))
-        if blocked:
-            raise ApiError(
-                400,
-                "invalid_request",
-                f"extra may not set {', '.join(blocked)}: "
-                "the service configures credentials and endpoints",
+        if limit == "max_live_sessions":
+            return ApiError(
+                429,
+                "too_many_sessions",
+                f"tenant {tenant_name!r} has its limit of {quotas.max_live_sessions} live sessions",
+                retry_after=retry_after,
             )
-        names = self.tools.names if body.tools is None else body.tools
-        unknown = sorted(set(names) - set(self.tools.names))
-        if unknown:
-            raise ApiError(
-                400,
-                "unknown_tool",
-                f"unknown tool(s) {', '.join(unknown)}; "
-                f"available: {', '.join(self.tools.names) or 'none'}",
-            )
-        try:
-            tools = [
-                *self.tools.definitions(names),
-                *(
-                    s2s.ToolDefinition(t.name, t.description, t.parameters)
-                    for t in body.client_tools
-                ),
-            ]
-            config = s2s.Config(
-                model=body.model,
-                voice=body.voice,
-                instructions=body.instructions,
-                tools=tools,
-                sample_rate=body.sample_rate,
-                extra=body.extra,
-            )
-        except s2s.S2SError as exc:
-            raise ApiError(400, "invalid_session", str(exc)) from exc
-        return SessionSpec(
-            session_id=body.session_id or uuid.uuid4().hex,
-            provider=provider,
-            config=config.to_dict(),
-            redis_url=self.config.redis.url,
-            tool_pools={name: self.tool_owner[name] for name in names},
-            metadata=body.metadata,
+        return ApiError(
+            503, "at_capacity", "no session slot is free right now", retry_after=retry_after
         )
 
     @app.get("/v1/sessions")
     async def list_sessions(self, request: Request) -> JSONResponse:
-        self._auth(request)
-        ids = await self.store.live()
+        principal = self._auth(request)
+        ids = await self.admission.live(None if principal.admin else principal.tenant)
         metas = await asyncio.gather(*(self.store.meta(sid) for sid in ids))
-        return JSONResponse({"sessions": [_public(m) for m in metas if m is not None]})
+        return JSONResponse(
+            {
+                "sessions": [
+                    public_meta(m)
+                    for m in metas
+                    if m is not None and principal.owns(m.get("tenant"))
+                ]
+            }
+        )
 
     @app.get("/v1/sessions/{session_id}")
     async def get_session(self, session_id: str, request: Request) -> JSONResponse:
-        self._auth(request)
-        meta = _public(await self._meta(session_id))
-        handle = lookup(session_id, self.config)
-        if handle is not None:
+        principal = self._auth(request)
+        meta = public_meta(await self._owned(principal, session_id))
+        if meta.get("status") not in ("closed", "failed"):
             with contextlib.suppress(Exception):
-                meta["live"] = await asyncio.wait_for(handle.info.remote(), 5.0)
+                handle = await self.router.lookup(session_id)
+                if handle is not None:
+                    meta["live"] = await self.router.call(handle, "info", within=5.0)
         return JSONResponse(meta)
 
     @app.delete("/v1/sessions/{session_id}")
     async def delete_session(self, session_id: str, request: Request) -> JSONResponse:
-        self._auth(request)
-        meta = await self._meta(session_id)
-        handle = lookup(session_id, self.config)
-        self.actors.pop(session_id, None)
-        channel = self.channels.pop(session_id, None)
-        if channel is not None:
-            await channel.close()
+        principal = self._auth(request)
+        meta = await self._owned(principal, session_id)
+        handle = await self.router.lookup(session_id)
+        await self.router.forget(session_id)
         if handle is None:
-            outside = await self._outside_channel(session_id)
+            outside = await self.router.outside_channel(session_id)
             if outside is not None:  # the actor is on another cluster: ask it to end the call
                 await outside.send("close")
                 await outside.close()
@@ -478,127 +371,43 @@ class Ingress:
             return JSONResponse(
                 {
                     "session_id": session_id,
-                    "status": "closed",
+                    "status": meta.get("status") if meta.get("status") == "failed" else "closed",
                     "reason": meta.get("closed_reason", "closed"),
                 }
             )
         try:
-            result = await handle.close.remote()
-        except RayActorError:
+            result: dict[str, Any] = await self.router.call(handle, "close", within=15.0)
+        except Exception:
             result = {"session_id": session_id, "status": "closed", "reason": "actor_gone"}
         return JSONResponse(result)
 
     # -- the stream -----------------------------------------------------------------------------
 
     @app.websocket("/v1/sessions/{session_id}/stream")
-    async def stream(self, websocket: WebSocket, session_id: str, last_seq: int = 0) -> None:
-        self._start_flusher()
-        if not self._check_key(websocket.headers, websocket.query_params):
-            await _deny(websocket, 401, "missing or wrong API key", CLOSE_UNAUTHORIZED)
-            return
-        meta = await self.store.meta(session_id)
-        if meta is None:
-            await _deny(websocket, 404, f"no session {session_id!r}", CLOSE_NOT_FOUND)
+    async def stream(self, websocket: WebSocket, session_id: str) -> None:
+        try:
+            principal = self._principal(websocket.headers, websocket.query_params)
+            meta = await self._owned(principal, session_id)
+            last_seq = resume_position(websocket.query_params.get("last_seq"), "last_seq")
+        except ApiError as error:
+            await deny(websocket, error, close_code_for(error.status))
             return
         await websocket.accept()
-        ended = meta.get("status") == "closed"
-        outbound = asyncio.create_task(self._relay(websocket, session_id, last_seq))
-        inbound = None if ended else asyncio.create_task(self._receive(websocket, session_id))
-        tasks = [t for t in (outbound, inbound) if t is not None]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.warning("stream of %s failed: %r", session_id, task.exception())
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _relay(self, websocket: WebSocket, session_id: str, last_seq: int) -> None:
-        async with self.hub.subscribe(session_id, last_seq) as envelopes:
-            async for envelope in envelopes:
-                if envelope.type == "audio_output" and envelope.audio is not None:
-                    await websocket.send_bytes(
-                        audio_frame(envelope.seq, envelope.data.get("item_id"), envelope.audio)
-                    )
-                else:
-                    await websocket.send_text(json.dumps(envelope.to_json(include_audio=False)))
-                if envelope.ts:
-                    self.metrics.observe(
-                        "s2s_added_latency_seconds",
-                        max(0.0, time.time() - envelope.ts),
-                        direction="out",
-                    )
-                if envelope.type == "session_closed":
-                    await websocket.close(CLOSE_NORMAL, "session closed")
-                    return
-
-    async def _receive(self, websocket: WebSocket, session_id: str) -> None:
-        limit = self.config.serve.max_frame_bytes
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if data is not None:
-                if len(data) > limit:
-                    await websocket.close(
-                        CLOSE_TOO_BIG,
-                        f"audio frame of {len(data)} bytes is over the {limit}-byte limit",
-                    )
-                    return
-                if len(data) % 2:
-                    await _client_error(
-                        websocket,
-                        "invalid_audio",
-                        f"audio frame has an odd number of bytes ({len(data)}); send PCM16",
-                    )
-                    continue
-                if data:
-                    await self._send(session_id, "audio", data, time.time())
-                continue
-            text = message.get("text")
-            if text is not None:
-                await self._control(websocket, session_id, text)
-
-    async def _control(self, websocket: WebSocket, session_id: str, text: str) -> None:
-        try:
-            message = CONTROL.validate_json(text)
-        except ValidationError as exc:
-            await _client_error(websocket, "invalid_message", _describe(exc))
-            return
-        match message:
-            case PingMessage():
-                await websocket.send_text(json.dumps({"type": "pong"}))
-            case TextMessage(text=text):
-                await self._send(session_id, "text", text)
-            case PlaybackMessage(item_id=item_id, played_ms=played_ms):
-                await self._send(
-                    session_id, "playback", {"item_id": item_id, "played_ms": played_ms}
-                )
-            case ToolResultMessage(call_id=call_id, content=content, is_error=is_error):
-                await self._send(
-                    session_id,
-                    "tool_result",
-                    {"call_id": call_id, "content": content, "is_error": is_error},
-                )
-            case _:  # interrupt, end_turn, close
-                await self._send(session_id, message.type)
+        await self.streams.run(websocket, session_id, meta, last_seq)
 
     # -- HTTP alternatives ----------------------------------------------------------------------
 
     @app.post("/v1/sessions/{session_id}/audio", status_code=202)
     async def push_audio(self, session_id: str, request: Request) -> JSONResponse:
-        self._auth(request)
-        data = await request.body()
+        principal = self._auth(request)
+        meta = await self._owned(principal, session_id)
+        data = await read_body(request, self.config.serve.max_body_bytes)
         if len(data) % 2:
             raise ApiError(400, "invalid_audio", f"audio has an odd number of bytes ({len(data)})")
-        await self._meta(session_id)
         step = self.config.serve.max_frame_bytes
         received = time.time()
         for start in range(0, len(data), step):
-            await self._send(session_id, "audio", data[start : start + step], received)
+            await self.router.send(session_id, meta, "audio", data[start : start + step], received)
         return JSONResponse({"accepted_bytes": len(data)}, status_code=202)
 
     @app.post("/v1/sessions/{session_id}/text", status_code=202)
@@ -618,62 +427,35 @@ class Ingress:
         return await self._http_control(session_id, request, "tool_result")
 
     async def _http_control(self, session_id: str, request: Request, kind: str) -> JSONResponse:
-        self._auth(request)
-        await self._meta(session_id)
-        body = await request.body()
-        document: dict[str, Any] = {}
+        principal = self._auth(request)
+        meta = await self._owned(principal, session_id)
+        body = await read_body(request, self.config.serve.max_control_bytes)
+        document: Any = {}
         if body:
             try:
-                parsed = json.loads(body)
-            except ValueError as exc:
+                document = json.loads(body)
+            except (ValueError, RecursionError) as exc:
                 raise ApiError(400, "invalid_request", "the body must be JSON") from exc
-            if not isinstance(parsed, dict):
+            if not isinstance(document, dict):
                 raise ApiError(400, "invalid_request", "the body must be a JSON object")
-            document = parsed
         try:
             message = CONTROL.validate_python({**document, "type": kind})
         except ValidationError as exc:
-            raise ApiError(400, "invalid_request", _describe(exc)) from exc
-        payload = message.model_dump(exclude={"type"})
-        if kind == "text":
-            await self._send(session_id, "text", payload["text"])
-        else:
-            await self._send(session_id, kind, payload or None)
+            raise ApiError(400, "invalid_request", describe(exc)) from exc
+        await self.router.send(session_id, meta, *media_input(message))
         return JSONResponse({"accepted": kind}, status_code=202)
 
     @app.get("/v1/sessions/{session_id}/events")
     async def events(self, session_id: str, request: Request, audio: bool = True) -> Response:
-        self._auth(request)
-        await self._meta(session_id)
+        principal = self._auth(request)
+        await self._owned(principal, session_id)
         raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-        try:
-            after = int(raw or 0)
-        except ValueError as exc:
-            raise ApiError(
-                400, "invalid_request", f"Last-Event-ID {raw!r} is not a number"
-            ) from exc
+        after = resume_position(raw, "Last-Event-ID")
         return StreamingResponse(
-            self._sse(session_id, after, audio),
+            self.streams.sse(session_id, after, audio),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-
-    async def _sse(self, session_id: str, after: int, audio: bool) -> AsyncIterator[str]:
-        async with self.hub.subscribe(session_id, after) as envelopes:
-            iterator = envelopes.__aiter__()
-            yield ": connected\n\n"
-            while True:
-                try:
-                    envelope: Envelope = await asyncio.wait_for(iterator.__anext__(), 15.0)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                except StopAsyncIteration:
-                    return
-                data = json.dumps(envelope.to_json(include_audio=audio))
-                yield f"id: {envelope.seq}\nevent: {envelope.type}\ndata: {data}\n\n"
-                if envelope.type == "session_closed":
-                    return
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -682,12 +464,19 @@ class Ingress:
         try:
             await asyncio.wait_for(self.redis.ping(), 2.0)
         except Exception as exc:
-            return JSONResponse({"status": "unhealthy", "redis": str(exc)}, status_code=503)
+            log.warning("health check: Redis does not answer: %r", exc)
+            return JSONResponse({"status": "unhealthy"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/metrics")
-    async def prometheus(self) -> Response:
+    async def prometheus(self, request: Request) -> Response:
+        self._admin(request)
         await self.metrics.flush(self.redis)
         fields = await self.redis.hgetall(redis_keys.METRICS)
         live = len(await self.store.live())
         return Response(render(fields, live), media_type="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    async def openapi(self, request: Request) -> JSONResponse:
+        self._admin(request)
+        return JSONResponse(app.openapi())

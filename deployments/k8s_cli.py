@@ -1,4 +1,5 @@
-"""``s2s k8s render`` (regenerate the config-derived parts of ``k8s/``) and ``s2s k8s slots``.
+"""``s2s k8s render`` (regenerate the config-derived parts of ``k8s/`` and the app Redis's ACL
+rules) and ``s2s k8s slots``.
 
 Registered with ``s2s`` through the ``s2s.commands`` entry-point group (pyproject.toml).
 """
@@ -18,12 +19,14 @@ def add_k8s(sub: Any) -> None:
         "k8s",
         help="Kubernetes manifests: regenerate what comes from config.yaml; size worker pods",
         description="Keep k8s/ in sync with config.yaml (the RayService's serveConfigV2 and "
-        "the ConfigMap the pods mount), and work out session slots for a worker pod size.",
+        "the ConfigMap the pods mount) and with the Redis ACL roles (s2s.service.redis_acl), "
+        "and work out session slots for a worker pod size.",
     )
     commands = parser.add_subparsers(dest="k8s_command", metavar="ACTION", required=True)
     render = commands.add_parser(
         "render",
-        help="write k8s/**/generated/ from config.yaml (and each overlay's config-overrides.yaml)",
+        help="write k8s/**/generated/ from config.yaml (and each overlay's config-overrides.yaml) "
+        "and the Redis ACL rules",
     )
     render.add_argument(
         "--project", type=Path, default=Path("."), help="the project folder (default: .)"

@@ -18,7 +18,7 @@ import yaml
 from deployments.app import build_app
 from deployments.serve_config import CONTAINER_CONFIG_PATH, check_serve_config
 from deployments.sizing import parse_cpu, parse_memory, session_slots
-from s2s.service import keys
+from s2s.service import keys, redis_acl
 from s2s.service.config import ServiceConfig
 from s2s.tools.worker import GROUP
 
@@ -27,7 +27,8 @@ from .render import K8S, OVERLAYS, build, one
 
 KUBERNETES_VERSION = "1.33.0"
 CUSTOM_KINDS = {"RayService", "ScaledObject", "TriggerAuthentication"}
-SECRETS = {"s2s-redis", "s2s-redis-gcs", "s2s-api-keys", "s2s-provider-keys", "s2s-tool-secrets"}
+ROLE_SECRETS = {role.secret for role in redis_acl.ROLES if role.secret}
+SECRETS = {"s2s-redis-gcs", "s2s-api-keys", "s2s-provider-keys", "s2s-tool-secrets", *ROLE_SECRETS}
 CONSTRAINED_RAY = re.search(
     r"^ray==(\S+)$", (K8S.parent / "constraints.txt").read_text(), re.MULTILINE
 )
@@ -172,11 +173,34 @@ def test_ray_pods_reach_the_media_channels_and_the_app_redis(rayservice: dict[st
         assert env["S2S_SESSIONS__MEDIA_HOST"]["value"] == "auto"
         assert env["S2S_SERVE__HOST"]["value"] == "0.0.0.0"
         assert env["S2S_CONFIG"]["value"] == CONTAINER_CONFIG_PATH
-        assert env["S2S_REDIS__URL"]["value"].startswith(
-            "redis://:$(APP_REDIS_PASSWORD)@s2s-redis:"
-        )
         # KubeRay refuses REDIS_PASSWORD on the head when GCS fault tolerance is on.
         assert "REDIS_PASSWORD" not in env
+
+
+def redis_role(docs: list[dict[str, Any]], container: dict[str, Any]) -> redis_acl.Role:
+    """The ACL role a container uses on the app Redis, checked against its Secret and URL."""
+    env = {e["name"]: e for e in container["env"]}
+    service = one(docs, "Service", "s2s-redis")
+    port = service["spec"]["ports"][0]["port"]
+    # No credentials in the URL (it travels in actor arguments and logs): the user and its
+    # password come from their own variables, the password from the role's Secret.
+    assert env["S2S_REDIS__URL"]["value"] == f"redis://s2s-redis:{port}/0"
+    role = redis_acl.role(env["S2S_REDIS_USERNAME"]["value"])
+    ref = env["S2S_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": role.secret, "key": "password"}
+    return role
+
+
+def test_each_process_reaches_the_app_redis_as_its_own_acl_user(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    for spec in ray_pod_specs(rayservice):
+        assert redis_role(docs, spec["containers"][0]).name == "service"
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployments
+    for deployment in deployments:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert redis_role(docs, container).name == "tools"
 
 
 def test_gcs_fault_tolerance_uses_its_own_persistent_redis(docs: list[dict[str, Any]]) -> None:
@@ -307,7 +331,13 @@ def test_secrets_are_referenced_and_never_inlined(
     secretish = re.compile(r"KEY|PASSWORD|TOKEN|SECRET|AUTH", re.IGNORECASE)
     referenced = set()
     for spec in pod_specs(docs):
-        for container in spec["containers"]:
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                referenced.add(volume["secret"]["secretName"])
+            for source in volume.get("projected", {}).get("sources", []):
+                if "secret" in source:
+                    referenced.add(source["secret"]["name"])
+        for container in [*spec["containers"], *spec.get("initContainers", [])]:
             for env in container.get("env", []):
                 if secretish.search(env["name"]):
                     assert "value" not in env, f"{container['name']}: {env['name']} inlined"
@@ -316,7 +346,7 @@ def test_secrets_are_referenced_and_never_inlined(
                     referenced.add(ref["name"])
             referenced |= {e["secretRef"]["name"] for e in container.get("envFrom", [])}
     assert referenced <= SECRETS
-    assert {"s2s-provider-keys", "s2s-api-keys", "s2s-redis"} <= referenced
+    assert {"s2s-provider-keys", "s2s-api-keys", *ROLE_SECRETS} <= referenced
     config = mounted_config(docs, rayservice)
     assert config.auth.api_keys == []
     assert config.auth.api_keys_env == "S2S_API_KEYS"
@@ -390,14 +420,18 @@ def test_keda_scales_on_the_pools_stream_backlog(docs: list[dict[str, Any]]) -> 
         namespace = redis_service["metadata"]["namespace"]
         port = redis_service["spec"]["ports"][0]["port"]
         assert meta["address"] == f"s2s-redis.{namespace}.svc.cluster.local:{port}"
+        # KEDA connects as the ACL user `keda`, with the password the Redis pod gives it.
+        assert meta["username"] == "keda"
+        role = redis_acl.role(meta["username"])
         auth = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
         (ref,) = auth["spec"]["secretTargetRef"]
-        redis_env = one(docs, "StatefulSet", "s2s-redis")["spec"]["template"]["spec"]
-        password = next(
-            e for e in redis_env["containers"][0]["env"] if e["name"] == "REDIS_PASSWORD"
-        )
-        assert ref["parameter"] == "password"
-        assert {"name": ref["name"], "key": ref["key"]} == password["valueFrom"]["secretKeyRef"]
+        assert ref == {"parameter": "password", "name": role.secret, "key": "password"}
+        redis_spec = one(docs, "StatefulSet", "s2s-redis")["spec"]["template"]["spec"]
+        (passwords,) = [v for v in redis_spec["volumes"] if v["name"] == "acl-passwords"]
+        projected = {
+            s["secret"]["name"]: s["secret"]["items"] for s in passwords["projected"]["sources"]
+        }
+        assert projected[role.secret] == [{"key": "password", "path": role.name}]
         known = {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval"}
         known |= {"cooldownPeriod", "advanced", "triggers", "fallback", "idleReplicaCount"}
         assert set(obj["spec"]) <= known

@@ -1,13 +1,18 @@
-"""Fixtures for the service tests: a real redis-server (and, in test_service.py, a real Ray)."""
+"""Fixtures for the service tests: a real redis-server, and the whole stack on a real Ray."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from deployments.stack import LocalStack
+from s2s.service.config import ServiceConfig
 from s2s.service.redis_server import EmbeddedRedis
+
+from .stack import EmulatorThread, service_config, with_repo_on_path
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +27,37 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorThread]:
+    thread = EmulatorThread()
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[LocalStack]:
+    """The whole service for one test module (a module may set ``SESSION_SLOTS``)."""
+    with_repo_on_path()
+    data: dict[str, Any] = service_config(emulator.emulator.url)
+    slots = getattr(request.module, "SESSION_SLOTS", None)
+    if slots is not None:
+        data["sessions"]["slots_per_node"] = slots
+    local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=2)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def base(stack: LocalStack) -> str:
+    assert stack.info is not None
+    return stack.info.base_url
+
+
+@pytest.fixture
+def ws_base(stack: LocalStack) -> str:
+    assert stack.info is not None
+    return stack.info.ws_base

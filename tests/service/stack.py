@@ -16,12 +16,23 @@ import httpx
 import websockets
 
 from deployments.api import parse_audio_frame
+from deployments.tenancy import hash_key
 from s2s.emulators.openai import OpenAIEmulator
 
 from ..conftest import OPENAI_KEY, SECOND
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-api-key-0123"
+"""The default tenant's key."""
+ACME_KEY = "acme-key-0123456789"
+GLOBEX_KEY = "globex-key-0123456789"
+ADMIN_KEY = "admin-key-0123456789"
+INITECH_KEY = "initech-key-0123456789"
+#: initech brings its own provider key, held in this variable (a key the provider refuses).
+INITECH_PROVIDER_KEY_VAR = "S2S_TEST_INITECH_OPENAI_KEY"
+#: globex's quotas in the test stack.
+GLOBEX_MAX_LIVE = 2
+GLOBEX_PER_MINUTE = 6
 
 
 def free_port() -> int:
@@ -74,12 +85,33 @@ def service_config(emulator_url: str) -> dict[str, Any]:
             "default": {"modules": ["s2s.tools.examples"], "timeout_s": 3, "claim_idle_s": 1},
             "slow": {"modules": ["tests.service.tools"], "timeout_s": 15, "claim_idle_s": 1},
         },
-        "auth": {"api_keys": [API_KEY]},
+        "auth": {"api_keys": [API_KEY], "admin_key_hashes": [hash_key(ADMIN_KEY)]},
+        "tenants": {
+            "acme": {
+                "key_hashes": [hash_key(ACME_KEY)],
+                "tools": ["lookup_order", "check_balance"],
+            },
+            "globex": {
+                "key_hashes": [hash_key(GLOBEX_KEY)],
+                "providers": ["openai_realtime"],
+                "quotas": {
+                    "max_live_sessions": GLOBEX_MAX_LIVE,
+                    "creates_per_minute": GLOBEX_PER_MINUTE,
+                    "max_call_s": 30,
+                },
+            },
+            "initech": {
+                "key_hashes": [hash_key(INITECH_KEY)],
+                "provider_credentials": {"openai_realtime": {"api_key": INITECH_PROVIDER_KEY_VAR}},
+            },
+        },
     }
 
 
 def with_repo_on_path() -> None:
-    """Ray workers and tool workers import tests.service.tools: put the repo on their path."""
+    """Ray workers and tool workers import tests.service.tools: put the repo on their path
+    (and give them initech's provider key: a wrong one)."""
+    os.environ[INITECH_PROVIDER_KEY_VAR] = "sk-initech-refused-by-the-provider"
     current = os.environ.get("PYTHONPATH", "")
     if str(ROOT) not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), current) if p)
@@ -133,15 +165,15 @@ def tool_result(event: dict[str, Any]) -> bool:
     return event["type"] == "tool_result"
 
 
-async def open_call(base_ws: str, session_id: str, last_seq: int = 0) -> Call:
+async def open_call(base_ws: str, session_id: str, last_seq: int = 0, key: str = API_KEY) -> Call:
     url = f"{base_ws}/v1/sessions/{session_id}/stream?last_seq={last_seq}"
     ws = await websockets.connect(
-        url, additional_headers={"Authorization": f"Bearer {API_KEY}"}, max_size=None
+        url, additional_headers={"Authorization": f"Bearer {key}"}, max_size=None
     )
     return Call(ws)
 
 
-def http_client(base_url: str) -> httpx.AsyncClient:
+def http_client(base_url: str, key: str = API_KEY) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        base_url=base_url, timeout=30 * SECOND, headers={"Authorization": f"Bearer {API_KEY}"}
+        base_url=base_url, timeout=30 * SECOND, headers={"Authorization": f"Bearer {key}"}
     )

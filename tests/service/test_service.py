@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,48 +33,17 @@ from s2s.service.subscribe import SubscriptionHub
 from ..conftest import SECOND
 from ..helpers import utterance
 from .stack import (
+    ADMIN_KEY,
     API_KEY,
     Call,
     EmulatorThread,
     http_client,
     open_call,
-    service_config,
     tool_result,
     turn_completed,
-    with_repo_on_path,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorThread]:
-    thread = EmulatorThread()
-    thread.start()
-    yield thread
-    thread.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
-    with_repo_on_path()
-    config = ServiceConfig.model_validate(service_config(emulator.emulator.url))
-    local = LocalStack(config, workers_per_pool=2)
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture
-def base(stack: LocalStack) -> str:
-    assert stack.info is not None
-    return stack.info.base_url
-
-
-@pytest.fixture
-def ws_base(stack: LocalStack) -> str:
-    assert stack.info is not None
-    return stack.info.ws_base
 
 
 async def create(http: httpx.AsyncClient, **body: object) -> dict:
@@ -368,7 +336,8 @@ async def test_during_a_rollout_the_next_clusters_ingress_reaches_the_running_ac
         await call.until(lambda e: e["type"] == "session_started")
         ingress, next_cluster = _ingress_of_the_next_cluster(stack)
         try:
-            await ingress._send(sid, "text", "my reference is RX-7")
+            meta = await ingress.store.meta(sid)
+            await ingress.router.send(sid, meta, "text", "my reference is RX-7")
             await call.until(turn_completed)
             assert lookup(sid, next_cluster) is None, "a second actor was started for the call"
             request = Request(
@@ -414,13 +383,16 @@ async def test_bad_input_gets_clear_errors(base, ws_base):
     else:
         assert denied.value.rcvd.code == 4401
     async with http_client(base) as http:
-        assert (await http.get("/v1/sessions/nope")).status_code == 404
-        missing = await http.post("/v1/sessions/nope/text", json={"text": "hi"})
+        assert (await http.get("/v1/sessions/nope-0000")).status_code == 404
+        malformed = await http.get("/v1/sessions/nope")
+        assert malformed.status_code == 400 and "8-64 letters" in malformed.text
+        missing = await http.post("/v1/sessions/nope-0000/text", json={"text": "hi"})
         assert (
-            missing.status_code == 404 and "no session 'nope'" in missing.json()["error"]["message"]
+            missing.status_code == 404
+            and "no session 'nope-0000'" in missing.json()["error"]["message"]
         )
         for body, message in (
-            ({"provider": "acme"}, "unknown provider 'acme'"),
+            ({"provider": "acme"}, "provider 'acme' is not offered here"),
             ({"tools": ["launch_rocket"]}, "unknown tool(s) launch_rocket"),
             ({"sample_rate": 96000}, "sample_rate"),
             ({"extra": {"base_url": "ws://evil"}}, "may not set base_url"),
@@ -506,7 +478,11 @@ async def test_twenty_sessions_at_once_all_complete(base, ws_base):
 async def test_health_and_metrics(base):
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
-        text = (await http.get("/metrics")).text
+        assert (await http.get("/metrics")).status_code == 401
+        tenant = await http.get("/metrics", headers={"Authorization": f"Bearer {API_KEY}"})
+        assert tenant.status_code == 403
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        text = (await http.get("/metrics", headers=admin)).text
     for name in (
         "s2s_live_sessions",
         "s2s_sessions_started_total",

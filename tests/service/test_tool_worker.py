@@ -12,11 +12,27 @@ from redis.asyncio import Redis
 
 from s2s.service import keys
 from s2s.service.config import ToolPoolSettings
+from s2s.tools import ToolContext, tool
+from s2s.tools.decorator import tool_of
+from s2s.tools.examples import check_balance
 from s2s.tools.queue import ToolRequest, read_results, submit
 from s2s.tools.registry import ToolRegistry
 from s2s.tools.worker import GROUP, ToolWorker
 
 MODULES = ["s2s.tools.examples", "tests.service.tools"]
+
+RECEIVED: list[ToolContext] = []
+
+
+@tool
+def record_context(context: ToolContext, note: str) -> str:
+    """Record the context the worker passed (a test-only tool).
+
+    Args:
+        note: Anything.
+    """
+    RECEIVED.append(context)
+    return note
 
 
 def settings(**changes: object) -> ToolPoolSettings:
@@ -30,8 +46,25 @@ def settings(**changes: object) -> ToolPoolSettings:
     return ToolPoolSettings.model_validate({**base, **changes})
 
 
-def request(call_id: str, name: str, args: dict, *, deadline_in: float = 5.0) -> ToolRequest:
-    return ToolRequest("sess", call_id, name, json.dumps(args), "p", time.time() + deadline_in)
+def request(
+    call_id: str,
+    name: str,
+    args: dict,
+    *,
+    deadline_in: float = 5.0,
+    tenant: str = "",
+    metadata: dict | None = None,
+) -> ToolRequest:
+    return ToolRequest(
+        "sess",
+        call_id,
+        name,
+        json.dumps(args),
+        "p",
+        time.time() + deadline_in,
+        tenant=tenant,
+        metadata=metadata or {},
+    )
 
 
 async def results(redis: Redis, count: int, timeout: float = 10.0) -> list:
@@ -151,3 +184,68 @@ async def test_a_long_call_is_not_taken_from_a_live_worker(redis):
     await asyncio.gather(*tasks)
     assert [o.call_id for o in outcomes] == ["long"] and outcomes[0].attempt == 1
     assert a.completed + b.completed == 1
+
+
+ACME = {"tenant": "acme", "metadata": {"account_ids": ["111"]}}
+
+
+async def test_check_balance_answers_only_for_the_callers_own_accounts(redis, running_worker):
+    await submit(redis, request("mine", "check_balance", {"account_id": "111"}, **ACME))
+    await submit(redis, request("theirs", "check_balance", {"account_id": "999"}, **ACME))
+    by_id = {o.call_id: o for o in await results(redis, 2)}
+    mine, theirs = by_id["mine"], by_id["theirs"]
+    assert not mine.is_error and json.loads(mine.content)["account_id"] == "111"
+    assert isinstance(json.loads(mine.content)["balance"], float)
+    assert theirs.is_error and "that account does not belong to this caller" in theirs.content
+    unchecked = await tool_of(check_balance).run(
+        '{"account_id": "999"}', ToolContext("acme", "s", "c")
+    )
+    assert str(json.loads(unchecked)["balance"]) not in theirs.content  # never the balance
+    assert "failed" not in theirs.content
+
+
+async def test_a_redelivered_callback_books_the_same_ticket(redis):
+    """At-least-once: a call run again (reclaimed, or submitted twice) books one ticket."""
+    stream = keys.tool_calls("p")
+    worker = ToolWorker(redis, "p", settings(), ToolRegistry.from_modules(MODULES), name="w1")
+    await worker.ensure_group()
+    call = request("cb-1", "schedule_callback", {"phone": "+331234", "when": "9am"}, **ACME)
+    await submit(redis, call)
+    await redis.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=1)  # taken, never acked
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    (reclaimed,) = await results(redis, 1)
+    await submit(redis, call)  # the identical request again
+    outcomes = await results(redis, 2)
+    stop.set()
+    await task
+    assert [o.attempt for o in outcomes] == [2, 1] and not any(o.is_error for o in outcomes)
+    tickets = {json.loads(o.content)["ticket"] for o in outcomes}
+    assert tickets == {json.loads(reclaimed.content)["ticket"]}
+    other = request("cb-2", "schedule_callback", {"phone": "+331234", "when": "9am"}, **ACME)
+    assert other.call_id != call.call_id  # a different call would get a different ticket
+
+
+async def test_the_worker_passes_the_calls_context_to_the_tool(redis):
+    RECEIVED.clear()
+    registry = ToolRegistry([*ToolRegistry.from_modules(MODULES), tool_of(record_context)])
+    worker = ToolWorker(redis, "p", settings(), registry, name="w1")
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    sent = request("ctx-1", "record_context", {"note": "hello"}, **ACME)
+    await submit(redis, sent)
+    (outcome,) = await results(redis, 1)
+    await submit(redis, request("ctx-2", "record_context", {"note": "x", "context": {}}))
+    (_, refused) = await results(redis, 2)
+    stop.set()
+    await task
+    assert outcome.content == "hello" and not outcome.is_error
+    (context,) = RECEIVED
+    assert (context.tenant, context.session_id, context.call_id, context.attempt) == (
+        "acme",
+        "sess",
+        "ctx-1",
+        1,
+    )
+    assert context.metadata == {"account_ids": ["111"]} and context.deadline == sent.deadline
+    assert refused.is_error and "context: Extra inputs are not permitted" in refused.content

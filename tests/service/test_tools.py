@@ -100,3 +100,19 @@ def test_registries_from_modules_and_pools():
         s2s.ConfigurationError, match="is in pool 'a' and pool 'b'; give each tool one pool"
     ):
         pool_registries({"a": ["s2s.tools.examples"], "b": ["s2s.tools.examples"]})
+
+
+def test_example_tools_keep_their_model_visible_parameters():
+    registry = ToolRegistry.from_modules(["s2s.tools.examples"])
+    props = {d.name: set(d.parameters["properties"]) for d in registry.definitions()}
+    assert props == {
+        "lookup_order": {"order_id"},
+        "check_balance": {"account_id", "currency"},
+        "schedule_callback": {"phone", "when", "reason"},
+        "transfer_to_agent": {"department", "summary"},
+        "wait": {"seconds"},
+    }
+    assert [t.name for t in registry if t.context_parameter] == [
+        "check_balance",
+        "schedule_callback",
+    ]

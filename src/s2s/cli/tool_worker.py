@@ -53,5 +53,11 @@ async def run(args: argparse.Namespace) -> int:
             "redis.url is 'embedded': give the worker the service's Redis with --redis-url or "
             "S2S_REDIS__URL"
         )
-    await run_worker(url, args.pool, pool, result_ttl_s=config.redis.replay_log_ttl_s)
+    await run_worker(
+        url,
+        args.pool,
+        pool,
+        result_ttl_s=config.redis.replay_log_ttl_s,
+        redis_settings=config.redis,
+    )
     return 0

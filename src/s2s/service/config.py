@@ -10,9 +10,11 @@ Input should be greater than 0``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,6 +38,23 @@ class RedisSettings(_Section):
     """Events kept per session for reconnecting clients (a capped Redis Stream)."""
     replay_log_ttl_s: int = Field(3600, gt=0)
     """How long a session's log and state outlive the call."""
+    username_env: str = "S2S_REDIS_USERNAME"
+    """Variable holding the Redis ACL user of this process's role (none: the default user)."""
+    password_env: str = "S2S_REDIS_PASSWORD"
+    """Variable holding that user's password. Credentials never go in ``url``: the URL travels
+    in actor arguments and files, the variable stays in the process environment."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        if url != "embedded":
+            parts = urlsplit(url)
+            if parts.password or parts.username:
+                raise ValueError(
+                    "the URL carries credentials; put the user and password in the variables "
+                    "named by redis.username_env and redis.password_env instead"
+                )
+        return url
 
 
 class ProviderSettings(_Section):
@@ -48,6 +67,9 @@ class ProviderSettings(_Section):
     """``s2s up`` / ``s2s serve`` start the local emulator when none of ``api_key_env`` is set."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Passed to the provider as ``Config.extra`` (see each provider's settings module)."""
+    client_extra: list[str] | None = None
+    """``extra`` keys a client may set when it creates a session; None: the provider's default
+    allowlist (turn detection, transcription, ...; never credentials, URLs or limits)."""
 
 
 def _default_providers() -> dict[str, ProviderSettings]:
@@ -77,6 +99,15 @@ class ServeSettings(_Section):
     from 30000), skipping the proxy hop (much cheaper per audio frame; see docs/benchmarks.md)."""
     max_frame_bytes: int = Field(65536, gt=0)
     """Largest binary audio frame accepted; larger frames close the socket with 1009."""
+    max_control_bytes: int = Field(131072, gt=0)
+    """Largest JSON text frame (control message) accepted; larger ones close with 1009."""
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    """Largest HTTP request body (``POST .../audio`` and JSON bodies); larger ones get a 413."""
+    actor_call_timeout_s: float = Field(10.0, gt=0)
+    """Bound on every Ray call the ingress makes on a request path (lookups, info, close)."""
+    start_timeout_s: float = Field(45.0, gt=0)
+    """Bound on starting a session (placing the actor and connecting the provider); then the
+    request gets a 503 and the actor is removed."""
     request_timeout_s: float | None = None
 
 
@@ -93,6 +124,10 @@ class SessionSettings(_Section):
     (use ``auto`` on a multi-node cluster)."""
     snapshot_interval_s: float = Field(2.0, gt=0)
     """Conversation state is saved for a replacement actor at most this often (and at turn ends)."""
+    max_sessions: int | None = Field(None, gt=0)
+    """Live calls admitted across the cluster; None: the session slots the cluster has now
+    (with the Ray autoscaler, set it to what the largest cluster offers, and ``start_timeout_s``
+    above the time a new node takes)."""
 
 
 class ToolPoolSettings(_Section):
@@ -112,16 +147,102 @@ def _default_pools() -> dict[str, ToolPoolSettings]:
     return {"default": ToolPoolSettings(modules=["s2s.tools.examples"])}
 
 
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_keys(names: list[str], env: Mapping[str, str]) -> list[str]:
+    return [k.strip() for name in names for k in env.get(name, "").split(",") if k.strip()]
+
+
+def _check_hashes(hashes: list[str]) -> list[str]:
+    for value in hashes:
+        if not _SHA256_HEX.match(value):
+            raise ValueError(f"{value[:12]!r}... is not a lower-case hex SHA-256 of a key")
+    return hashes
+
+
+def _check_env_names(names: list[str]) -> list[str]:
+    for name in names:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+    return names
+
+
+class QuotaSettings(_Section):
+    """A tenant's limits; None means no limit of that kind."""
+
+    max_live_sessions: int | None = Field(None, gt=0)
+    """Calls that may be live at once (counted across all ingress replicas)."""
+    creates_per_minute: int | None = Field(None, gt=0)
+    """Session creations in any 60-second window."""
+    max_call_s: float | None = Field(None, gt=0)
+    """Longest call (capped by ``sessions.max_duration_s``)."""
+
+
+class TenantSettings(_Section):
+    """One customer of the service: its API keys, limits and what it may use."""
+
+    keys_env: list[str] = Field(default_factory=list)
+    """Variables holding the tenant's API keys (comma-separated)."""
+    key_hashes: list[str] = Field(default_factory=list)
+    """SHA-256 (hex) of accepted keys: safe to keep in config files (``s2s hash-key``)."""
+    quotas: QuotaSettings = QuotaSettings()
+    providers: list[str] | None = None
+    """Providers the tenant may use (None: every enabled one)."""
+    tools: list[str] | None = None
+    """Server tools the tenant may enable (None: all; ``[]``: none)."""
+    provider_credentials: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """The tenant's own provider credentials: provider -> {extra key: variable holding it},
+    e.g. ``{openai_realtime: {api_key: ACME_OPENAI_KEY}}``. Read by the session actor from its
+    environment when the call starts; never stored or sent anywhere else."""
+
+    @field_validator("key_hashes")
+    @classmethod
+    def _key_hashes(cls, value: list[str]) -> list[str]:
+        return _check_hashes(value)
+
+    @field_validator("keys_env")
+    @classmethod
+    def _key_variables(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+    @field_validator("provider_credentials")
+    @classmethod
+    def _credential_vars(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for mapping in value.values():
+            _check_env_names(list(mapping.values()))
+        return value
+
+    def keys(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        return _env_keys(self.keys_env, os.environ if environ is None else environ)
+
+
 class AuthSettings(_Section):
     api_keys: list[str] = Field(default_factory=list)
+    """Keys of the ``default_tenant`` (prefer ``api_keys_env`` or ``tenants``)."""
     api_keys_env: str = "S2S_API_KEYS"
-    """Comma-separated keys read from this variable are accepted too."""
+    """Comma-separated keys of the ``default_tenant`` read from this variable."""
+    default_tenant: str = "default"
+    """Tenant of the keys above (and of every request when ``required`` is false)."""
+    admin_keys_env: str = "S2S_ADMIN_KEYS"
+    """Comma-separated admin keys: see every tenant's calls, reach /metrics and /openapi.json."""
+    admin_key_hashes: list[str] = Field(default_factory=list)
     required: bool = True
 
+    @field_validator("admin_key_hashes")
+    @classmethod
+    def _admin_hashes(cls, value: list[str]) -> list[str]:
+        return _check_hashes(value)
+
     def keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+        """The default tenant's keys."""
         env = os.environ if environ is None else environ
-        extra = [k.strip() for k in env.get(self.api_keys_env, "").split(",") if k.strip()]
-        return frozenset([*self.api_keys, *extra])
+        return frozenset([*self.api_keys, *_env_keys([self.api_keys_env], env)])
+
+    def admin_keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+        env = os.environ if environ is None else environ
+        return frozenset(_env_keys([self.admin_keys_env], env))
 
 
 class ServiceConfig(_Section):
@@ -134,6 +255,8 @@ class ServiceConfig(_Section):
     sessions: SessionSettings = SessionSettings()
     tool_pools: dict[str, ToolPoolSettings] = Field(default_factory=_default_pools)
     auth: AuthSettings = AuthSettings()
+    tenants: dict[str, TenantSettings] = Field(default_factory=dict)
+    """Tenants by name (letters, digits, '-', '_'); keys of ``auth`` add the default one."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("tool_pools")
@@ -143,6 +266,14 @@ class ServiceConfig(_Section):
             if not name.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"pool name {name!r} must be letters, digits, '-' or '_'")
         return pools
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, tenants: dict[str, TenantSettings]) -> dict[str, TenantSettings]:
+        for name in tenants:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"tenant name {name!r} must be 1-64 letters, digits, '-' or '_'")
+        return tenants
 
     def with_overrides(self, **changes: Any) -> ServiceConfig:
         """A copy with top-level sections replaced (validated)."""

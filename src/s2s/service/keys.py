@@ -12,6 +12,8 @@ __all__ = [
     "session_meta",
     "session_state",
     "tool_calls",
+    "tenant_creates",
+    "tenant_live",
     "tool_dead_letters",
     "tool_results",
 ]
@@ -21,6 +23,16 @@ LIVE_SESSIONS = f"{PREFIX}:sessions:live"
 """Sorted set: session id -> lease expiry (unix seconds)."""
 METRICS = f"{PREFIX}:metrics"
 """Hash of cluster-wide counters and histogram buckets."""
+
+
+def tenant_live(tenant: str) -> str:
+    """Sorted set: the tenant's live session ids -> lease expiry (its live-session quota)."""
+    return f"{PREFIX}:tenants:{tenant}:live"
+
+
+def tenant_creates(tenant: str) -> str:
+    """Sorted set: the tenant's session creations of the last minute (its rate quota)."""
+    return f"{PREFIX}:tenants:{tenant}:creates"
 
 
 def events_channel(session_id: str) -> str:

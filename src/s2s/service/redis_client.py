@@ -10,13 +10,17 @@ plain import.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["redis_class"]
+    from .config import RedisSettings
+
+__all__ = ["connect", "redis_class"]
 
 _OPTIONAL_SDK = "opentelemetry.sdk.metrics"
 
@@ -33,3 +37,19 @@ def redis_class() -> type[Redis]:
     finally:
         del sys.modules[_OPTIONAL_SDK]
     return Redis
+
+
+def connect(
+    settings: RedisSettings, url: str | None = None, environ: Mapping[str, str] | None = None
+) -> Redis:
+    """A client for ``url`` (default ``settings.url``) as this process's Redis ACL user.
+
+    The user and password come from the variables ``settings.username_env`` and
+    ``settings.password_env`` (unset: Redis's default user, no password), never from the URL.
+    """
+    env = os.environ if environ is None else environ
+    return redis_class().from_url(
+        url or settings.url,
+        username=env.get(settings.username_env) or None,
+        password=env.get(settings.password_env) or None,
+    )

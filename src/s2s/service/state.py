@@ -40,6 +40,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: Statuses after which a session's record only waits for its TTL.
+ENDED = frozenset({"closed", "failed"})
+
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
 class SessionStore:
     """Reads and writes session records (any process: actors, replicas, tools)."""
 
@@ -47,17 +57,21 @@ class SessionStore:
         self._redis = redis
         self._ttl_s = ttl_s
 
-    async def create(self, session_id: str, meta: dict[str, Any]) -> None:
+    async def create(self, session_id: str, meta: dict[str, Any]) -> bool:
+        """Write a new session's record; False (nothing written) if the id is already taken."""
         record = {**meta, "session_id": session_id, "created_at": time.time(), "status": "starting"}
-        await self._redis.hset(
-            keys.session_meta(session_id), mapping={k: _pack(v) for k, v in record.items()}
-        )
+        args: list[Any] = []
+        for name, value in record.items():
+            args += [name, _pack(value)]
+        claimed = await self._redis.eval(_CLAIM, 1, keys.session_meta(session_id), *args)
+        return bool(claimed)
 
     async def update(self, session_id: str, **fields: Any) -> None:
+        """Change fields; an ended status (closed, failed) starts the record's TTL."""
         key = keys.session_meta(session_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping={k: _pack(v) for k, v in fields.items()})
-            if fields.get("status") == "closed":
+            if fields.get("status") in ENDED:
                 pipe.expire(key, self._ttl_s)
             await pipe.execute()
 
@@ -68,18 +82,29 @@ class SessionStore:
         return {_text(k): _unpack(v) for k, v in raw.items()}
 
     async def lease(
-        self, session_id: str, seconds: float, media: dict[str, Any] | None = None
+        self,
+        session_id: str,
+        seconds: float,
+        media: dict[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> None:
-        """Renew the session's lease; with ``media``, advertise its channel for as long."""
+        """Renew the session's lease (and its tenant's count of it); with ``media``, advertise
+        its channel for as long."""
+        expiry = time.time() + seconds
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(keys.LIVE_SESSIONS, {session_id: time.time() + seconds})
+            pipe.zadd(keys.LIVE_SESSIONS, {session_id: expiry})
+            if tenant:
+                pipe.zadd(keys.tenant_live(tenant), {session_id: expiry})
             if media is not None:
                 pipe.set(keys.session_media(session_id), _pack(media), px=int(seconds * 1000))
             await pipe.execute()
 
-    async def release(self, session_id: str) -> None:
+    async def release(self, session_id: str, tenant: str | None = None) -> None:
+        """The call ended: it leaves the live sets and stops advertising its channel."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.LIVE_SESSIONS, session_id)
+            if tenant:
+                pipe.zrem(keys.tenant_live(tenant), session_id)
             pipe.delete(keys.session_media(session_id))
             await pipe.execute()
 

@@ -7,12 +7,17 @@
 * Results: ``XADD s2s:{<sid>}:tool_results`` by the worker; the session actor reads them and
   applies each call id at most once (a duplicate from a re-run is dropped), so results land
   exactly once.
+
+Entries are msgpack maps of the dataclass fields. Unpacking tolerates version skew during a
+rolling upgrade: a field an older writer did not send takes its default, and a field a newer
+writer added is ignored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -28,21 +33,47 @@ CALLS_MAXLEN = 100_000
 RESULTS_MAXLEN = 1_000
 
 
+def _known_fields(cls: type[Any], raw: bytes) -> dict[str, Any]:
+    """The entry's fields that ``cls`` has (unknown ones, from a newer writer, are dropped)."""
+    data = msgpack.unpackb(raw, raw=False)
+    if not isinstance(data, dict):
+        raise ValueError(f"a {cls.__name__} entry must be a map, not {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
 @dataclass(frozen=True, slots=True)
 class ToolRequest:
+    """One tool call for a pool's workers.
+
+    ``tenant`` and ``metadata`` (the session's caller metadata: JSON-like data) reach tools that
+    take a :class:`~s2s.tools.context.ToolContext`; an entry without them (an older writer) gets
+    ``""`` and ``{}``.
+    """
+
     session_id: str
     call_id: str
     name: str
     arguments: str
     pool: str
     deadline: float  # unix seconds; after this the session has already answered with an error
+    tenant: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def pack(self) -> bytes:
         return bytes(msgpack.packb(asdict(self), use_bin_type=True))
 
     @classmethod
     def unpack(cls, raw: bytes) -> ToolRequest:
-        return cls(**msgpack.unpackb(raw, raw=False))
+        """Raise ValueError/TypeError for an entry that is not a well-formed request."""
+        data = _known_fields(cls, raw)
+        if data.get("tenant") is None:
+            data["tenant"] = ""
+        if data.get("metadata") is None:
+            data["metadata"] = {}
+        if not isinstance(data["tenant"], str) or not isinstance(data["metadata"], dict):
+            raise ValueError("a ToolRequest's tenant must be a string and its metadata a map")
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +90,7 @@ class ToolOutcome:
 
     @classmethod
     def unpack(cls, raw: bytes) -> ToolOutcome:
-        return cls(**msgpack.unpackb(raw, raw=False))
+        return cls(**_known_fields(cls, raw))
 
 
 async def submit(redis: Redis, request: ToolRequest) -> None:

@@ -10,6 +10,10 @@ A worker heartbeats the calls it is running (``XCLAIM ... JUSTID`` every third o
 ``claim_idle_s`` resets their idle time), so a call that legitimately runs longer than
 ``claim_idle_s`` is not taken from a live worker and run twice; only a dead worker's calls go
 idle long enough to be reclaimed.
+
+Each run gets a :class:`~s2s.tools.context.ToolContext` built from the request (tenant, session,
+call id, delivery count, caller metadata, deadline) for the tools that take one. A tool raising
+:class:`~s2s.tools.decorator.ToolError` answers with its message as an error result.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..log import logger
 from ..service import keys
-from ..service.config import ToolPoolSettings
+from ..service.config import RedisSettings, ToolPoolSettings
 from ..service.metrics import Metrics
-from .decorator import ToolArgumentError
+from .context import ToolContext
+from .decorator import ToolArgumentError, ToolError
 from .queue import ToolOutcome, ToolRequest, post_result
 from .registry import ToolRegistry
 
@@ -182,7 +187,15 @@ class ToolWorker:
         if delivered > self.settings.max_deliveries:
             await self._dead_letter(entry_id, request, delivered)
             return
-        content, is_error, outcome = await self._run(request, remaining)
+        context = ToolContext(
+            tenant=request.tenant,
+            session_id=request.session_id,
+            call_id=request.call_id,
+            attempt=delivered,
+            metadata=request.metadata,
+            deadline=request.deadline,
+        )
+        content, is_error, outcome = await self._run(request, context, remaining)
         result = ToolOutcome(
             request.call_id, content, is_error, self.name, (time.time() - started) * 1000, delivered
         )
@@ -191,14 +204,18 @@ class ToolWorker:
         self.completed += 1
         self._metrics.inc("s2s_tool_calls", pool=self.pool, tool=request.name, outcome=outcome)
 
-    async def _run(self, request: ToolRequest, remaining: float) -> tuple[str, bool, str]:
+    async def _run(
+        self, request: ToolRequest, context: ToolContext, remaining: float
+    ) -> tuple[str, bool, str]:
         if request.name not in self.registry:
             return f"tool {request.name!r} is not served by pool {self.pool!r}", True, "unknown"
         tool = self.registry.get(request.name)
         try:
-            content = await asyncio.wait_for(tool.run(request.arguments), remaining)
+            content = await asyncio.wait_for(tool.run(request.arguments, context), remaining)
         except ToolArgumentError as exc:
             return f"invalid arguments for {request.name}: {exc}", True, "bad_arguments"
+        except ToolError as exc:
+            return str(exc) or f"{request.name} refused the call", True, "refused"
         except TimeoutError:
             return (
                 f"{request.name} did not finish within {self.settings.timeout_s:g} s",
@@ -230,14 +247,18 @@ class ToolWorker:
 
 
 async def run_worker(
-    redis_url: str, pool: str, settings: ToolPoolSettings, result_ttl_s: int = 3600
+    redis_url: str,
+    pool: str,
+    settings: ToolPoolSettings,
+    result_ttl_s: int = 3600,
+    redis_settings: RedisSettings | None = None,
 ) -> None:
     """Serve ``pool`` until SIGINT/SIGTERM (the body of ``s2s tool-worker``)."""
-    from ..service.redis_client import redis_class
+    from ..service.redis_client import connect
     from ..signals import stop_on_signals
 
     registry = ToolRegistry.from_modules(settings.modules)
-    redis = redis_class().from_url(redis_url)
+    redis = connect(redis_settings or RedisSettings(), redis_url)
     stop = stop_on_signals()
     worker = ToolWorker(redis, pool, settings, registry, result_ttl_s=result_ttl_s)
     try:

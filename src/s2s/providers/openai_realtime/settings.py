@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ...config import Config
 from ...errors import ConfigurationError, MissingCredentialsError
@@ -128,7 +128,7 @@ def _ws_url(base_url: str, model: str) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/realtime"):
         path += "/realtime"
-    query = f"model={model}" + (f"&{parts.query}" if parts.query else "")
+    query = f"model={quote(model, safe='')}" + (f"&{parts.query}" if parts.query else "")
     return urlunsplit((scheme, parts.netloc, path, query, ""))
 
 

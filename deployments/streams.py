@@ -1,0 +1,177 @@
+"""One caller's stream socket and the Server-Sent Events feed (for any ingress replica).
+
+:class:`StreamRelay` runs both directions of ``WS /v1/sessions/{id}/stream``: events from Redis
+(replay log, then live pub/sub) out to the client, and the client's audio and control messages
+in to the session's actor over the router's media channel. A failure in either direction is
+logged with the session id and closes the socket with a code that says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from s2s.log import logger
+from s2s.service.config import ServiceConfig
+from s2s.service.envelope import Envelope
+from s2s.service.metrics import Metrics
+from s2s.service.subscribe import SubscriptionHub
+
+from .api import CONTROL, PingMessage, audio_frame
+from .errors import ApiError
+from .router import SessionRouter
+from .web import (
+    CLOSE_INTERNAL,
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAVAILABLE,
+    client_error,
+    media_input,
+    parse,
+)
+
+__all__ = ["StreamRelay"]
+
+log = logger.getChild("ingress")
+
+#: An SSE comment this often keeps proxies and browsers from closing a quiet feed.
+SSE_KEEPALIVE_S = 15.0
+
+
+class StreamRelay:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        router: SessionRouter,
+        hub: SubscriptionHub,
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.hub = hub
+        self.metrics = metrics
+
+    async def run(
+        self, websocket: WebSocket, session_id: str, meta: dict[str, Any], last_seq: int
+    ) -> None:
+        """Serve an accepted socket until the call ends or either side goes away."""
+        ended = meta.get("status") in ("closed", "failed")
+        outbound = asyncio.create_task(self._relay(websocket, session_id, last_seq))
+        inbound = None if ended else asyncio.create_task(self._receive(websocket, session_id, meta))
+        tasks = [t for t in (outbound, inbound) if t is not None]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    await self._failed(websocket, session_id, task.exception())
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _failed(
+        self, websocket: WebSocket, session_id: str, exc: BaseException | None
+    ) -> None:
+        if isinstance(exc, WebSocketDisconnect):
+            return
+        if isinstance(exc, ApiError):
+            log.warning("stream of %s: %s", session_id, exc.message)
+            code, reason = CLOSE_UNAVAILABLE, exc.message
+        else:
+            log.error("stream of %s failed: %r", session_id, exc)
+            code, reason = CLOSE_INTERNAL, "internal error"
+        with contextlib.suppress(Exception):
+            await websocket.close(code, reason[:120])
+
+    async def _relay(self, websocket: WebSocket, session_id: str, last_seq: int) -> None:
+        async with self.hub.subscribe(session_id, last_seq) as envelopes:
+            async for envelope in envelopes:
+                if envelope.type == "audio_output" and envelope.audio is not None:
+                    await websocket.send_bytes(
+                        audio_frame(envelope.seq, envelope.data.get("item_id"), envelope.audio)
+                    )
+                else:
+                    await websocket.send_text(json.dumps(envelope.to_json(include_audio=False)))
+                if envelope.ts:
+                    self.metrics.observe(
+                        "s2s_added_latency_seconds",
+                        max(0.0, time.time() - envelope.ts),
+                        direction="out",
+                    )
+                if envelope.type == "session_closed":
+                    await self.router.forget(session_id)
+                    await websocket.close(CLOSE_NORMAL, "session closed")
+                    return
+
+    async def _receive(self, websocket: WebSocket, session_id: str, meta: dict[str, Any]) -> None:
+        audio_limit = self.config.serve.max_frame_bytes
+        text_limit = self.config.serve.max_control_bytes
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is not None:
+                if len(data) > audio_limit:
+                    await websocket.close(
+                        CLOSE_TOO_BIG,
+                        f"audio frame of {len(data)} bytes is over the {audio_limit}-byte limit",
+                    )
+                    return
+                if len(data) % 2:
+                    await client_error(
+                        websocket,
+                        "invalid_audio",
+                        f"audio frame has an odd number of bytes ({len(data)}); send PCM16",
+                    )
+                    continue
+                if data:
+                    await self.router.send(session_id, meta, "audio", data, time.time())
+                continue
+            text = message.get("text")
+            if text is not None:
+                if len(text) > text_limit:
+                    await websocket.close(
+                        CLOSE_TOO_BIG, f"text frame over the {text_limit}-byte limit"
+                    )
+                    return
+                await self._control(websocket, session_id, meta, text)
+
+    async def _control(
+        self, websocket: WebSocket, session_id: str, meta: dict[str, Any], text: str
+    ) -> None:
+        try:
+            message = parse(CONTROL, text)
+        except ApiError as error:
+            await client_error(websocket, "invalid_message", error.message)
+            return
+        match message:
+            case PingMessage():
+                await websocket.send_text(json.dumps({"type": "pong"}))
+            case _:
+                kind, payload = media_input(message)
+                await self.router.send(session_id, meta, kind, payload)
+
+    async def sse(self, session_id: str, after: int, audio: bool) -> AsyncIterator[str]:
+        async with self.hub.subscribe(session_id, after) as envelopes:
+            iterator = envelopes.__aiter__()
+            yield ": connected\n\n"
+            while True:
+                # Wait without cancelling the read: a cancelled __anext__ would end the stream.
+                pending = asyncio.ensure_future(iterator.__anext__())
+                while not (await asyncio.wait({pending}, timeout=SSE_KEEPALIVE_S))[0]:
+                    yield ": keep-alive\n\n"
+                try:
+                    envelope: Envelope = pending.result()
+                except StopAsyncIteration:
+                    return
+                data = json.dumps(envelope.to_json(include_audio=audio))
+                yield f"id: {envelope.seq}\nevent: {envelope.type}\ndata: {data}\n\n"
+                if envelope.type == "session_closed":
+                    return
