@@ -92,6 +92,12 @@ class Admission:
             return None
         return Refusal(verdict, max(1.0, float(retry)))
 
+    async def full(self, capacity: int | None) -> bool:
+        """A cheap early check: every slot is taken now (admit() still decides atomically)."""
+        if capacity is None:
+            return False
+        return int(await self._redis.zcount(keys.LIVE_SESSIONS, time.time(), "+inf")) >= capacity
+
     async def release(self, session_id: str, tenant: str) -> None:
         """Give back the places of a session that did not start (its creation still counts)."""
         async with self._redis.pipeline(transaction=False) as pipe:

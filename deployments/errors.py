@@ -61,6 +61,8 @@ def error_for(exc: BaseException) -> ApiError:
         return ApiError(502, "provider_auth", "the provider refused the service's credentials")
     if isinstance(cause, ConfigurationError | InvalidInputError):
         return ApiError(400, "invalid_session", str(cause))
+    if isinstance(cause, S2SError) and cause.code and "invalid" in cause.code:
+        return ApiError(400, "invalid_session", str(cause))  # the provider refused the request
     if isinstance(cause, S2SError):
         retry = 5.0 if cause.retryable else None
         return ApiError(502, "provider_error", str(cause), retry_after=retry)

@@ -124,6 +124,7 @@ class Ingress:
         self.tools = ToolRegistry([t for registry in self.pools.values() for t in registry])
         self._flusher: asyncio.Task[None] | None = None
         self._capacity: tuple[float, int | None] = (0.0, None)
+        self._capacity_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
         """Drop this replica's channels and Redis connections (the actors keep their calls)."""
@@ -177,21 +178,26 @@ class Ingress:
         return meta
 
     async def _cluster_slots(self) -> int | None:
-        """The admission cap: ``sessions.max_sessions``, else the cluster's slots (cached 2 s)."""
+        """The admission cap: ``sessions.max_sessions``, else the cluster's slots (read from Ray
+        at most every 2 s, by one request at a time: a burst must not queue on the GCS)."""
         if self.config.sessions.max_sessions is not None:
             return self.config.sessions.max_sessions
         checked, slots = self._capacity
         if time.monotonic() - checked < 2.0:
             return slots
-        resource = self.config.sessions.resource
-        try:
-            total = await self.router._blocking(lambda: ray_cluster_resources().get(resource))
-        except Exception as exc:
-            log.warning("cannot read the cluster's session slots: %s", exc)
+        async with self._capacity_lock:
+            checked, slots = self._capacity
+            if time.monotonic() - checked < 2.0:
+                return slots
+            resource = self.config.sessions.resource
+            try:
+                total = await self.router._blocking(lambda: ray_cluster_resources().get(resource))
+            except Exception as exc:
+                log.warning("cannot read the cluster's session slots: %s", exc)
+                return slots
+            slots = None if total is None else int(total)
+            self._capacity = (time.monotonic(), slots)
             return slots
-        slots = None if total is None else int(total)
-        self._capacity = (time.monotonic(), slots)
-        return slots
 
     def _urls(self, request: Request, session_id: str) -> dict[str, str]:
         base = str(request.base_url).rstrip("/")
@@ -213,6 +219,10 @@ class Ingress:
             raise ApiError(
                 403, "tenant_key_required", "sessions belong to tenants: use a tenant's API key"
             )
+        capacity = await self._cluster_slots()
+        if await self.admission.full(capacity):  # refuse a burst before any parsing
+            self.metrics.inc("s2s_sessions_refused", limit="capacity")
+            raise ApiError(503, "at_capacity", "no session slot is free right now", retry_after=2)
         raw = await read_body(request, self.config.serve.max_body_bytes)
         body: CreateSession = parse(CreateSession, raw or b"{}")
         tenant = self.auth.tenant(principal.tenant)
@@ -236,7 +246,7 @@ class Ingress:
             sid,
             principal.tenant,
             tenant.quotas,
-            capacity=await self._cluster_slots(),
+            capacity=capacity,
             lease_s=self.config.serve.start_timeout_s + LEASE_S,
         )
         if refusal is not None:

@@ -84,6 +84,7 @@ class SessionRouter:
             cache_size, on_evict=lambda c: _close_later(c)
         )
         self._locks: BoundedCache[str, asyncio.Lock] = BoundedCache(cache_size)
+        self._starts = asyncio.Semaphore(config.serve.max_concurrent_starts)
 
     # -- Ray, off the event loop -----------------------------------------------------------------
 
@@ -110,15 +111,21 @@ class SessionRouter:
     async def start(self, spec: SessionSpec) -> dict[str, Any]:
         """Create (or join) the session's actor and start it, bounded by ``start_timeout_s``.
 
-        On any failure the actor is killed (its slot and name freed) and an ApiError raised.
+        At most ``serve.max_concurrent_starts`` run at once; the wait counts against the
+        timeout. On any failure the actor is killed (its slot and name freed) and an ApiError
+        raised.
         """
-        handle = await self._blocking(get_or_create, spec, self.config)
+        handle: SessionHandle | None = None
         try:
-            info: dict[str, Any] = await self.call(
-                handle, "start", within=self.config.serve.start_timeout_s
-            )
+            async with asyncio.timeout(self.config.serve.start_timeout_s), self._starts:
+                created = await self._blocking(get_or_create, spec, self.config)
+                handle = created
+                info: dict[str, Any] = await created.start.remote()
         except BaseException as exc:
-            await self.kill(handle)
+            if handle is None:
+                handle = await self.lookup(spec.session_id)  # created after the timeout hit?
+            if handle is not None:
+                await self.kill(handle)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise error_for(exc) from exc

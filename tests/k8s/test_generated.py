@@ -28,6 +28,7 @@ def test_base_and_each_overlay_with_overrides_get_both_files():
         "k8s/base/generated/serve-config.yaml",
         "k8s/overlays/prod/generated/config.yaml",
         "k8s/overlays/prod/generated/serve-config.yaml",
+        "k8s/base/generated/redis-acl.conf",  # the app Redis's ACL rules (s2s.service.redis_acl)
     } <= files
 
 

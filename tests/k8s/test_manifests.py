@@ -361,9 +361,8 @@ def test_core_kinds_pass_kubernetes_validate_strictly(docs: list[dict[str, Any]]
             continue
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         checked.append(doc["kind"])
-    assert {"Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget"} <= set(
-        checked
-    )
+    core = {"Deployment", "StatefulSet", "Service", "ConfigMap", "PodDisruptionBudget"}
+    assert core | {"NetworkPolicy"} <= set(checked)
 
 
 def test_kubernetes_validate_catches_a_bad_core_manifest(docs: list[dict[str, Any]]) -> None:

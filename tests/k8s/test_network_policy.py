@@ -8,7 +8,6 @@ operators, an ingress controller, a client outside the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +80,7 @@ def _template_pod(docs: list[dict[str, Any]], kind: str, name: str, namespace: s
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
-def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Cluster:
     docs = build(K8S / "overlays" / str(request.param))
     rayservice = one(docs, "RayService", "s2s")
     namespace = rayservice["metadata"]["namespace"]
@@ -90,7 +89,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     (group,) = spec["workerGroupSpecs"]
     old, new = "s2s-raycluster-old12", "s2s-raycluster-new34"
     tool_worker = one(docs, "Deployment")["metadata"]["name"]
-    yield Cluster(
+    return Cluster(
         docs=docs,
         policies=[d for d in docs if d["kind"] == "NetworkPolicy"],
         namespace=namespace,
@@ -160,7 +159,10 @@ def test_the_evaluator_follows_the_network_policy_semantics() -> None:
     assert not allowed([cross], b, a, 5)  # the namespace does not match
     assert not allowed([cross], Pod.in_namespace("c", "other", {"app": "c"}), a, 5)
     split = _policy(
-        {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": both["namespaceSelector"]}]}]}
+        {
+            "podSelector": {},
+            "ingress": [{"from": [{"namespaceSelector": both["namespaceSelector"]}]}],
+        }
     )
     assert allowed([split], Pod.in_namespace("c", "other", {"app": "c"}), a, 5)
     ranged = _policy({"podSelector": {}, "ingress": [{"ports": [{"port": 10, "endPort": 12}]}]})

@@ -10,22 +10,27 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from deployments.stack import LocalStack
 from s2s.service import keys
 
 from ..conftest import SECOND
 from ..helpers import utterance
+from ..strategies import control_like, json_values, session_like
 from .stack import (
     ACME_KEY,
     ADMIN_KEY,
+    API_KEY,
     GLOBEX_KEY,
     GLOBEX_MAX_LIVE,
     GLOBEX_PER_MINUTE,
@@ -230,10 +235,23 @@ async def test_a_burst_of_creates_is_refused_fast_when_slots_run_out(base, ws_ba
         live = len((await admin.get("/v1/sessions")).json()["sessions"])
         free = SESSION_SLOTS - live
 
-        async def one() -> tuple[int, float, httpx.Response]:
+        wide = httpx.AsyncClient(
+            base_url=base,
+            timeout=60 * SECOND,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            limits=httpx.Limits(max_connections=250),
+        )
+
+        async def one(path: str = "/v1/sessions") -> tuple[int, float, httpx.Response]:
             started = time.monotonic()
-            reply = await http.post("/v1/sessions", json={"sample_rate": 16000})
+            if path == "/healthz":
+                reply = await wide.get(path)
+            else:
+                reply = await wide.post(path, json={"sample_rate": 16000})
             return reply.status_code, time.monotonic() - started, reply
+
+        # The floor: 200 concurrent health checks through the same proxy on the same machine.
+        floor = sorted(r[1] for r in await asyncio.gather(*(one("/healthz") for _ in range(200))))
 
         burst = asyncio.gather(*(one() for _ in range(200)))
         during = await asyncio.gather(*(turn_time(c, pcm) for c in calls))
@@ -249,12 +267,154 @@ async def test_a_burst_of_creates_is_refused_fast_when_slots_run_out(base, ws_ba
         print(
             f"\nburst: 200 creates, {free} free slots -> {len(ok)} created, {len(refused)} "
             f"refused; refusal median {statistics.median(refused_s) * 1000:.0f} ms, "
-            f"max {refused_s[-1] * 1000:.0f} ms; live calls' turn time "
+            f"max {refused_s[-1] * 1000:.0f} ms (200 health checks at once: median "
+            f"{statistics.median(floor) * 1000:.0f} ms, max {floor[-1] * 1000:.0f} ms); "
+            f"live calls' turn time "
             f"quiet {statistics.median(quiet) * 1000:.0f} ms (max {max(quiet) * 1000:.0f}), "
             f"during the burst {statistics.median(during) * 1000:.0f} ms "
             f"(max {max(during) * 1000:.0f})"
         )
         for call in calls:
             await call.ws.close()
+        await wide.aclose()
         for sid in [s["session_id"] for s in live_calls] + [r[2].json()["session_id"] for r in ok]:
             await http.delete(f"/v1/sessions/{sid}")
+
+
+async def test_every_limit_has_a_clear_error_and_the_call_keeps_working(base, ws_base):
+    async with http_client(base) as http, httpx.AsyncClient(base_url=base, timeout=30) as anon:
+        non_ascii = await anon.get(
+            "/v1/sessions", headers={"Authorization": "Bearer clé-ключ".encode()}
+        )
+        assert non_ascii.status_code == 401
+        assert (await anon.get("/docs")).status_code == 404
+        assert (await anon.get("/openapi.json")).status_code == 401
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert "/v1/sessions" in (await anon.get("/openapi.json", headers=admin)).json()["paths"]
+        sid = (await create(http, sample_rate=16000))["session_id"]
+        for last_seq in ("-1", "abc", str(2**64)):
+            with pytest.raises(InvalidStatus) as denied:
+                await open_call(ws_base, sid, last_seq=last_seq)
+            assert denied.value.response.status_code == 400
+        bad_id = await http.get(f"/v1/sessions/{sid}/events", headers={"Last-Event-ID": "x1"})
+        assert bad_id.status_code == 400 and "Last-Event-ID" in bad_id.text
+        too_big = await http.post(f"/v1/sessions/{sid}/audio", content=bytes(1_200_000))
+        assert too_big.status_code == 413 and "limit" in too_big.json()["error"]["message"]
+        long_text = await http.post(f"/v1/sessions/{sid}/text", json={"text": "x" * 9000})
+        assert long_text.status_code == 400 and "text" in long_text.text
+        call = await open_call(ws_base, sid)
+        for message in (
+            {"type": "text", "text": "x" * 9000},
+            {"type": "playback", "item_id": "i", "played_ms": float("nan")},
+            {"type": "playback", "item_id": "i", "played_ms": 1e300},
+            {"type": "tool_result", "call_id": "c", "content": "x" * 100_001},
+            {"type": "text", "text": 5},
+        ):
+            await call.ws.send(json.dumps(message))
+        await call.ws.send(json.dumps({"type": "ping"}))
+        await call.ws.send(json.dumps({"type": "text", "text": "still here?"}))
+        await call.until(turn_completed)
+        assert len(call.errors) == 6  # five refusals and the pong
+        assert all(e["type"] in ("error", "pong") for e in call.errors)
+        await call.ws.send(json.dumps({"type": "text", "text": "y" * 200_000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await call.until(lambda e: False)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert (await http.get(f"/v1/sessions/{sid}")).json()["status"] == "live"
+        await http.delete(f"/v1/sessions/{sid}")
+
+
+class LoopThread:
+    """An event loop in a thread, so synchronous hypothesis tests can drive one live call."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 60.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout * SECOND)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Any:
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+frames = (
+    control_like.filter(lambda m: m["type"] != "close").map(json.dumps)
+    | st.text(max_size=200)
+    | json_values.map(json.dumps)
+    | st.binary(max_size=64)
+)
+
+
+def test_no_frame_sequence_breaks_the_stream(base, ws_base, loop_thread):
+    """Arbitrary frames on one live call: every bad one is an error frame, none a 500, a
+    dropped call or a broken stream; afterwards the same socket still carries a turn."""
+    http = loop_thread.run(_client(base))
+    sid = loop_thread.run(create(http, sample_rate=16000))["session_id"]
+    call = loop_thread.run(open_call(ws_base, sid))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(frames, min_size=1, max_size=5))
+    def send(batch: list[str | bytes]) -> None:
+        for frame in batch:
+            loop_thread.run(call.ws.send(frame))
+        loop_thread.run(call.ws.send(json.dumps({"type": "ping"})))
+        loop_thread.run(_pong(call))
+
+    try:
+        send()
+        loop_thread.run(call.ws.send(json.dumps({"type": "text", "text": "still here?"})))
+        loop_thread.run(call.until(turn_completed, timeout=60))
+        assert call.seqs == sorted(set(call.seqs)), "events out of order or repeated"
+        assert "session_closed" not in call.kinds()
+        assert loop_thread.run(http.get(f"/v1/sessions/{sid}")).json()["status"] == "live"
+    finally:
+        loop_thread.run(call.ws.close())
+        loop_thread.run(http.delete(f"/v1/sessions/{sid}"))
+        loop_thread.run(http.aclose())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=session_like | json_values)
+def test_no_create_body_gets_a_500(base, loop_thread, body):
+    async def post() -> tuple[int, dict[str, Any]]:
+        async with http_client(base) as http:
+            reply = await http.post("/v1/sessions", content=json.dumps(body))
+            if reply.status_code == 201:
+                await http.delete(f"/v1/sessions/{reply.json()['session_id']}")
+            return reply.status_code, reply.json()
+
+    status, reply = loop_thread.run(post())
+    assert status in (200, 201, 400, 403, 409, 410, 429, 503), reply
+    assert status in (200, 201) or reply["error"]["message"]
+
+
+async def _client(base: str) -> httpx.AsyncClient:
+    return http_client(base)
+
+
+async def _pong(call: Call) -> None:
+    """Read until the pong that answers our ping (every frame before it is collected)."""
+    async with asyncio.timeout(20 * SECOND):
+        while True:
+            frame = await call.ws.recv()
+            if isinstance(frame, bytes):
+                continue
+            event = json.loads(frame)
+            if "seq" in event:
+                call.seqs.append(event["seq"])
+                call.events.append(event)
+            elif event.get("type") == "pong":
+                return
+            else:
+                call.errors.append(event)

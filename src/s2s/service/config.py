@@ -105,6 +105,9 @@ class ServeSettings(_Section):
     """Largest HTTP request body (``POST .../audio`` and JSON bodies); larger ones get a 413."""
     actor_call_timeout_s: float = Field(10.0, gt=0)
     """Bound on every Ray call the ingress makes on a request path (lookups, info, close)."""
+    max_concurrent_starts: int = Field(4, gt=0)
+    """Sessions one replica starts at once (each start spawns an actor process: a burst of them
+    would starve the calls already live on the node); later ones wait their turn."""
     start_timeout_s: float = Field(45.0, gt=0)
     """Bound on starting a session (placing the actor and connecting the provider); then the
     request gets a 503 and the actor is removed."""
