@@ -8,7 +8,18 @@ Binary frames the server sends on ``/stream`` carry model audio::
     rest      PCM16 mono audio at the session's sample rate
 
 Text frames carry every other event as JSON with ``seq`` and ``type``. Frames the client sends:
-binary = caller audio (PCM16 at the session's rate); text = one JSON control message.
+binary = caller audio (PCM16 at the session's rate); text = one JSON control message. A bad
+control message gets ``{"type": "error", "error": {"code", "message"}}`` (no ``seq``) and the
+call goes on.
+
+Refusals before the socket opens are HTTP errors (``{"error": {"code", "message"}}``): 400 for a
+malformed session id or ``last_seq`` (a non-negative integer below 2**63), 401 for a missing,
+unknown or non-ASCII key, 404 for a session that does not exist or belongs to another tenant.
+A server that cannot send an HTTP denial closes right after accepting with 4400 / 4401 / 4404.
+Close codes afterwards: 1000 the call ended (after ``session_closed``), 1009 a frame over
+``serve.max_frame_bytes`` (audio) or ``serve.max_control_bytes`` (text; the proxy's frame
+parser refuses larger ones before buffering them), 4503 the session became unreachable
+(reconnect with ``last_seq``), 1011 an internal error (logged with the session id).
 """
 
 from __future__ import annotations

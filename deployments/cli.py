@@ -1,4 +1,5 @@
-"""``s2s up`` (the whole stack and a demo call) and ``s2s serve`` (the service alone).
+"""``s2s up`` (the whole stack and a demo call), ``s2s serve`` (the service alone) and
+``s2s hash-key`` (the hash of an API key, for config files).
 
 Registered with ``s2s`` through the ``s2s.commands`` entry-point group (pyproject.toml).
 """
@@ -16,7 +17,7 @@ from s2s.signals import stop_on_signals
 
 from .stack import StackInfo, local_stack
 
-__all__ = ["add_serve", "add_up"]
+__all__ = ["add_hash_key", "add_serve", "add_up"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -102,11 +103,41 @@ async def run_serve(args: argparse.Namespace) -> int:
     print("starting the service...", flush=True)
     async with stack as info:
         print(
-            f"\nready: {info.base_url}  (API key: {info.api_key})\n"
+            f"\nready: {info.base_url}  (API key: {info.api_key}; admin key: {info.admin_key})\n"
             f"  curl -H 'Authorization: Bearer {info.api_key}' {info.base_url}/v1/sessions\n"
             "Ctrl-C to stop",
             flush=True,
         )
         await stop_on_signals().wait()
         print("stopping...", flush=True)
+    return 0
+
+
+def add_hash_key(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "hash-key",
+        help="print the SHA-256 of an API key (for tenants.<name>.key_hashes)",
+        description="Read an API key on standard input (so it stays out of shell history and "
+        "the process list) and print its SHA-256, the form config.yaml may hold. With --new, "
+        "make a random key and print the key, then its hash.",
+    )
+    parser.add_argument("--new", action="store_true", help="generate a new random key")
+    parser.set_defaults(run=_hash_key)
+
+
+async def _hash_key(args: argparse.Namespace) -> int:
+    import secrets
+    import sys
+
+    from .tenancy import hash_key, presented_key
+
+    if args.new:
+        key = f"s2s-{secrets.token_urlsafe(24)}"
+        print(key)
+    else:
+        key = sys.stdin.readline().strip()
+        if presented_key({"x-api-key": key}, {}) is None:
+            print("hash-key: a key is 1-512 printable ASCII characters", file=sys.stderr)
+            return 2
+    print(hash_key(key))
     return 0

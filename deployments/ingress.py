@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from ray import serve
+from redis.exceptions import RedisError
 
 import s2s
 from actors.session_actor import LEASE_S
@@ -91,6 +92,13 @@ app = FastAPI(
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+
+@app.exception_handler(RedisError)
+async def _redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
+    log.warning("%s %s: Redis failed: %r", request.method, request.url.path, exc)
+    error = ApiError(503, "unavailable", "the service's store is unavailable", retry_after=2)
+    return JSONResponse(error.body(), status_code=503, headers=error.headers())
 
 
 @app.exception_handler(RequestValidationError)

@@ -31,6 +31,8 @@ from s2s.log import logger
 from s2s.service.config import ServiceConfig
 from s2s.service.redis_server import EmbeddedRedis
 
+from .tenancy import hash_key
+
 __all__ = ["LocalStack", "StackInfo"]
 
 log = logger.getChild("stack")
@@ -43,6 +45,8 @@ class StackInfo:
     redis_url: str
     config: ServiceConfig
     emulated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    admin_key: str = ""
+    """Reaches /metrics and /openapi.json and sees every tenant's sessions."""
 
     @property
     def ws_base(self) -> str:
@@ -142,24 +146,35 @@ class LocalStack:
                 flush=True,
             )
         api_key = next(iter(config.auth.keys()), "") or f"s2s-local-{secrets.token_urlsafe(12)}"
+        admin_key = next(iter(config.auth.admin_keys()), "") or (
+            f"s2s-admin-{secrets.token_urlsafe(12)}"
+        )
+        auth = config.auth.model_dump()
+        auth["api_keys"] = sorted({*config.auth.api_keys, api_key})
+        auth["admin_key_hashes"] = sorted({*config.auth.admin_key_hashes, hash_key(admin_key)})
         self.config = config = config.with_overrides(
-            redis={**config.redis.model_dump(), "url": redis_url},
-            providers=providers,
-            auth={**config.auth.model_dump(), "api_keys": [*config.auth.api_keys, api_key]},
+            redis={**config.redis.model_dump(), "url": redis_url}, providers=providers, auth=auth
         )
         base_url = self._start_ray_and_serve(config)
         self._start_workers(redis_url)
-        self.info = StackInfo(base_url, api_key, redis_url, config, emulated)
+        self.info = StackInfo(base_url, api_key, redis_url, config, emulated, admin_key)
         return self.info
 
     def _start_ray_and_serve(self, config: ServiceConfig) -> str:
         import ray
         from ray import serve
 
+        from . import transport_limits
         from .app import build_app
 
         if config.serve.direct_ingress:
             os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
+        # The proxies (started by Ray from this environment) refuse oversized frames themselves.
+        os.environ.update(
+            transport_limits.environment(
+                config.serve.max_frame_bytes, config.serve.max_control_bytes
+            )
+        )
         ray.init(
             address="local",
             namespace="s2s",

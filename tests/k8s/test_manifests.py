@@ -23,7 +23,7 @@ from s2s.service.config import ServiceConfig
 from s2s.tools.worker import GROUP
 
 from .crd import rayservice_errors
-from .render import K8S, OVERLAYS, build, one
+from .render import K8S, OVERLAYS, ROOT, build, one
 
 KUBERNETES_VERSION = "1.33.0"
 CUSTOM_KINDS = {"RayService", "ScaledObject", "TriggerAuthentication"}
@@ -434,3 +434,20 @@ def test_keda_scales_on_the_pools_stream_backlog(docs: list[dict[str, Any]]) -> 
         known = {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval"}
         known |= {"cooldownPeriod", "advanced", "triggers", "fallback", "idleReplicaCount"}
         assert set(obj["spec"]) <= known
+
+
+def test_the_proxies_frame_limit_matches_the_configuration() -> None:
+    """S2S_WS_MAX_FRAME_BYTES on the Ray pods is what transport_limits derives from config.yaml."""
+    from deployments.transport_limits import LIMIT_ENV, environment
+    from s2s.service.config import load_config
+
+    config = load_config(ROOT / "config.yaml", environ={})
+    want = environment(config.serve.max_frame_bytes, config.serve.max_control_bytes)
+    ray_service = yaml.safe_load((ROOT / "k8s/base/rayservice.yaml").read_text())
+    head = ray_service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in head["containers"][0]["env"]}
+    assert env[LIMIT_ENV] == want[LIMIT_ENV]
+    assert (
+        env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
+        == want["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
+    )

@@ -511,7 +511,7 @@ async def test_an_idle_call_is_closed_and_its_actor_freed(stack):
             "sample_rate": 24000,
             "extra": {},
         },
-        redis_url=stack.info.redis_url,
+        tenant="default",
     )
     handle = get_or_create(spec, config)
     await handle.start.remote()
@@ -525,7 +525,9 @@ async def test_an_idle_call_is_closed_and_its_actor_freed(stack):
                     break
     await hub.close()
     await redis.aclose()
-    await asyncio.sleep(1.0)
+    async with asyncio.timeout(10 * SECOND):  # the actor frees its name right after closing
+        while lookup(spec.session_id, config) is not None:
+            await asyncio.sleep(0.1)
     with pytest.raises(ValueError, match="Failed to look up actor"):
         ray.get_actor(ray_actor_name(spec.session_id), namespace=config.sessions.namespace)
 

@@ -40,6 +40,10 @@ class RedisSettings(_Section):
     """How long a session's log and state outlive the call."""
     username_env: str = "S2S_REDIS_USERNAME"
     """Variable holding the Redis ACL user of this process's role (none: the default user)."""
+    max_connections: int = Field(256, gt=0)
+    """Connections one process may open (a burst of requests waits for a free one)."""
+    pool_timeout_s: float = Field(5.0, gt=0)
+    """How long a command waits for a free connection before it fails."""
     password_env: str = "S2S_REDIS_PASSWORD"
     """Variable holding that user's password. Credentials never go in ``url``: the URL travels
     in actor arguments and files, the variable stays in the process environment."""
@@ -105,7 +109,7 @@ class ServeSettings(_Section):
     """Largest HTTP request body (``POST .../audio`` and JSON bodies); larger ones get a 413."""
     actor_call_timeout_s: float = Field(10.0, gt=0)
     """Bound on every Ray call the ingress makes on a request path (lookups, info, close)."""
-    max_concurrent_starts: int = Field(4, gt=0)
+    max_concurrent_starts: int = Field(2, gt=0)
     """Sessions one replica starts at once (each start spawns an actor process: a burst of them
     would starve the calls already live on the node); later ones wait their turn."""
     start_timeout_s: float = Field(45.0, gt=0)

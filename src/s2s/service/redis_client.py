@@ -46,10 +46,19 @@ def connect(
 
     The user and password come from the variables ``settings.username_env`` and
     ``settings.password_env`` (unset: Redis's default user, no password), never from the URL.
+    Its pool holds at most ``settings.max_connections``; past that a command waits up to
+    ``settings.pool_timeout_s`` for a free connection (then ``redis.ConnectionError``) instead
+    of failing at once.
     """
     env = os.environ if environ is None else environ
-    return redis_class().from_url(
+    client_class = redis_class()
+    from redis.asyncio import BlockingConnectionPool
+
+    pool = BlockingConnectionPool.from_url(
         url or settings.url,
         username=env.get(settings.username_env) or None,
         password=env.get(settings.password_env) or None,
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout_s,
     )
+    return client_class.from_pool(pool)
