@@ -28,7 +28,14 @@ from .render import K8S, OVERLAYS, ROOT, build, one
 KUBERNETES_VERSION = "1.33.0"
 CUSTOM_KINDS = {"RayService", "ScaledObject", "TriggerAuthentication"}
 ROLE_SECRETS = {role.secret for role in redis_acl.ROLES if role.secret}
-SECRETS = {"s2s-redis-gcs", "s2s-api-keys", "s2s-provider-keys", "s2s-tool-secrets", *ROLE_SECRETS}
+SECRETS = {
+    "s2s-redis-gcs",
+    "s2s-api-keys",
+    "s2s-provider-keys",
+    "s2s-tenant-keys",
+    "s2s-tool-secrets",
+    *ROLE_SECRETS,
+}
 CONSTRAINED_RAY = re.search(
     r"^ray==(\S+)$", (K8S.parent / "constraints.txt").read_text(), re.MULTILINE
 )
