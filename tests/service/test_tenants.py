@@ -426,3 +426,22 @@ async def _pong(call: Call) -> None:
                 return
             else:
                 call.errors.append(event)
+
+
+async def test_tools_learn_whose_call_it_is(base, ws_base):
+    """The worker gets the tenant and the caller metadata: check_balance refuses an account
+    that is not the caller's, through the whole path (model, actor, Redis, worker)."""
+    async with http_client(base, ACME_KEY) as acme:
+        sid = (await create(acme, metadata={"account_ids": ["111"]}))["session_id"]
+        call = await open_call(ws_base, sid, key=ACME_KEY)
+        results = []
+        for account in ("999", "111"):
+            ask = f"call check_balance {json.dumps({'account_id': account})}"
+            await call.ws.send(json.dumps({"type": "text", "text": ask}))
+            results.append(await call.until(lambda e: e["type"] == "tool_result"))
+            await call.until(turn_completed)
+        await call.ws.close()
+        await acme.delete(f"/v1/sessions/{sid}")
+    refused, answered = results
+    assert refused["is_error"] and "does not belong to this caller" in refused["content"]
+    assert not answered["is_error"] and json.loads(answered["content"])["account_id"] == "111"
