@@ -4,9 +4,10 @@
 and Serve re-wraps the methods, so string annotations would not resolve.)
 
 State lives in the session actors and Redis, so a replica only routes: it authenticates the
-caller (:mod:`deployments.tenancy`), admits new calls against the tenant's quotas and the
-cluster's slots (:mod:`deployments.admission`), finds a session's actor and media channel
-(:mod:`deployments.router`), and relays the session's events from Redis.
+caller (:mod:`deployments.tenancy`), creates calls (:mod:`deployments.creation`: validation,
+admission against the tenant's quotas and the cluster's slots, a bounded start), finds a
+session's actor and media channel (:mod:`deployments.router`), and relays the session's
+events (:mod:`deployments.streams`).
 
 Routes under ``/v1`` need a tenant's API key (``Authorization: Bearer <key>``, ``X-API-Key``
 or, for browsers' WebSockets and EventSource, ``?api_key=``); a session of another tenant is a
@@ -36,7 +37,6 @@ from ray import serve
 from redis.exceptions import RedisError
 
 import s2s
-from actors.session_actor import LEASE_S
 from s2s.log import logger
 from s2s.service import keys as redis_keys
 from s2s.service.config import ServiceConfig
@@ -50,11 +50,10 @@ from s2s.tools.registry import ToolRegistry, pool_registries
 from .admission import Admission
 from .api import (
     CONTROL,
-    CreateSession,
 )
+from .creation import SessionCreator
 from .errors import ApiError, describe
 from .router import SessionRouter
-from .session_requests import build_spec
 from .streams import StreamRelay
 from .tenancy import Authenticator, Principal
 from .web import (
@@ -62,18 +61,10 @@ from .web import (
     close_code_for,
     deny,
     media_input,
-    parse,
     public_meta,
     read_body,
     resume_position,
 )
-
-
-def ray_cluster_resources() -> dict[str, float]:
-    import ray
-
-    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
-
 
 __all__ = ["Ingress", "app"]
 
@@ -131,8 +122,16 @@ class Ingress:
         )
         self.tools = ToolRegistry([t for registry in self.pools.values() for t in registry])
         self._flusher: asyncio.Task[None] | None = None
-        self._capacity: tuple[float, int | None] = (0.0, None)
-        self._capacity_lock = asyncio.Lock()
+        self.creator = SessionCreator(
+            self.config,
+            self.auth,
+            self.store,
+            self.admission,
+            self.router,
+            self.metrics,
+            self.tools,
+            self.tool_owner,
+        )
 
     async def aclose(self) -> None:
         """Drop this replica's channels and Redis connections (the actors keep their calls)."""
@@ -185,166 +184,11 @@ class Ingress:
             raise ApiError(404, "not_found", f"no session {session_id!r}")
         return meta
 
-    async def _cluster_slots(self) -> int | None:
-        """The admission cap: ``sessions.max_sessions``, else the cluster's slots (read from Ray
-        at most every 2 s, by one request at a time: a burst must not queue on the GCS)."""
-        if self.config.sessions.max_sessions is not None:
-            return self.config.sessions.max_sessions
-        checked, slots = self._capacity
-        if time.monotonic() - checked < 2.0:
-            return slots
-        async with self._capacity_lock:
-            checked, slots = self._capacity
-            if time.monotonic() - checked < 2.0:
-                return slots
-            resource = self.config.sessions.resource
-            try:
-                total = await self.router._blocking(lambda: ray_cluster_resources().get(resource))
-            except Exception as exc:
-                log.warning("cannot read the cluster's session slots: %s", exc)
-                return slots
-            slots = None if total is None else int(total)
-            self._capacity = (time.monotonic(), slots)
-            return slots
-
-    def _urls(self, request: Request, session_id: str) -> dict[str, str]:
-        base = str(request.base_url).rstrip("/")
-        ws_base = "ws" + base[4:] if base.startswith("http") else base
-        path = f"/v1/sessions/{session_id}"
-        return {
-            "url": base + path,
-            "stream_url": ws_base + path + "/stream",
-            "events_url": base + path + "/events",
-            "audio_url": base + path + "/audio",
-        }
-
     # -- sessions -----------------------------------------------------------------------------
 
     @app.post("/v1/sessions", status_code=201)
     async def create_session(self, request: Request) -> JSONResponse:
-        principal = self._auth(request)
-        if principal.tenant is None:
-            raise ApiError(
-                403, "tenant_key_required", "sessions belong to tenants: use a tenant's API key"
-            )
-        capacity = await self._cluster_slots()
-        if await self.admission.full(capacity):  # refuse a burst before any parsing
-            self.metrics.inc("s2s_sessions_refused", limit="capacity")
-            raise ApiError(503, "at_capacity", "no session slot is free right now", retry_after=2)
-        raw = await read_body(request, self.config.serve.max_body_bytes)
-        body: CreateSession = parse(CreateSession, raw or b"{}")
-        tenant = self.auth.tenant(principal.tenant)
-        spec = await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: build_spec(
-                body,
-                tenant_name=principal.tenant or "",
-                tenant=tenant,
-                config=self.config,
-                tools=self.tools,
-                tool_owner=self.tool_owner,
-            ),
-        )
-        sid = spec.session_id
-        if body.session_id is not None:
-            existing = await self._existing(principal, sid, request)
-            if existing is not None:
-                return existing
-        refusal = await self.admission.admit(
-            sid,
-            principal.tenant,
-            tenant.quotas,
-            capacity=capacity,
-            lease_s=self.config.serve.start_timeout_s + LEASE_S,
-        )
-        if refusal is not None:
-            self.metrics.inc("s2s_sessions_refused", limit=refusal.limit)
-            raise self._refused(principal.tenant, refusal.limit, refusal.retry_after_s, tenant)
-        meta = {
-            "provider": spec.provider,
-            "tenant": principal.tenant,
-            "spec": spec.to_dict(),
-            "metadata": body.metadata,
-        }
-        if not await self.store.create(sid, meta):  # another request took the id meanwhile
-            await self.admission.release(sid, principal.tenant)
-            existing = await self._existing(principal, sid, request)
-            if existing is not None:
-                return existing
-            raise ApiError(409, "conflict", f"session id {sid!r} is taken")
-        try:
-            info = await self.router.start(spec)
-        except ApiError:
-            await self.admission.release(sid, principal.tenant)
-            await self.store.update(sid, status="failed", closed_reason="start_failed")
-            await self.router.forget(sid)
-            raise
-        return JSONResponse(
-            {
-                "session_id": sid,
-                "provider": spec.provider,
-                "status": "live",
-                "sample_rate": spec.config["sample_rate"],
-                "resumed": info.get("resumed", False),
-                "tools": [t["name"] for t in spec.config["tools"]],
-                **self._urls(request, sid),
-            },
-            status_code=201,
-        )
-
-    async def _existing(
-        self, principal: Principal, session_id: str, request: Request
-    ) -> JSONResponse | None:
-        """A create naming an id that exists: the live session itself if it is the caller's
-        (idempotent: the earlier settings stay), else a 409 or 410; None if the id is free."""
-        meta = await self.store.meta(session_id)
-        if meta is None:
-            return None
-        if meta.get("tenant") != principal.tenant:
-            raise ApiError(409, "conflict", f"session id {session_id!r} is taken")
-        if meta.get("status") in ("closed", "failed"):
-            raise ApiError(
-                410,
-                "closed",
-                f"session {session_id!r} has ended ({meta.get('closed_reason', 'closed')}); "
-                "a new call needs a new id",
-            )
-        spec = meta.get("spec") or {}
-        config = spec.get("config") or {}
-        return JSONResponse(
-            {
-                "session_id": session_id,
-                "provider": meta.get("provider"),
-                "status": meta.get("status"),
-                "sample_rate": config.get("sample_rate"),
-                "resumed": False,
-                "existing": True,
-                "tools": [t["name"] for t in config.get("tools", [])],
-                **self._urls(request, session_id),
-            },
-            status_code=200,
-        )
-
-    def _refused(self, tenant_name: str, limit: str, retry_after: float, tenant: Any) -> ApiError:
-        quotas = tenant.quotas
-        if limit == "creates_per_minute":
-            return ApiError(
-                429,
-                "rate_limited",
-                f"tenant {tenant_name!r} is over its limit of {quotas.creates_per_minute} "
-                "session creations per minute",
-                retry_after=retry_after,
-            )
-        if limit == "max_live_sessions":
-            return ApiError(
-                429,
-                "too_many_sessions",
-                f"tenant {tenant_name!r} has its limit of {quotas.max_live_sessions} live sessions",
-                retry_after=retry_after,
-            )
-        return ApiError(
-            503, "at_capacity", "no session slot is free right now", retry_after=retry_after
-        )
+        return await self.creator.create(self._auth(request), request)
 
     @app.get("/v1/sessions")
     async def list_sessions(self, request: Request) -> JSONResponse:

@@ -88,7 +88,8 @@ class SessionRouter:
 
     # -- Ray, off the event loop -----------------------------------------------------------------
 
-    async def _blocking[T](self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_blocking[T](self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the router's thread pool, bounded by the actor-call timeout."""
         loop = asyncio.get_running_loop()
         return await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args), self.timeout)
 
@@ -96,7 +97,7 @@ class SessionRouter:
         """The live actor of ``session_id`` (cached), or None."""
         handle = self._actors.get(session_id)
         if handle is None:
-            handle = await self._blocking(lookup, session_id, self.config)
+            handle = await self.run_blocking(lookup, session_id, self.config)
             if handle is not None:
                 self._actors.put(session_id, handle)
         return handle
@@ -118,7 +119,7 @@ class SessionRouter:
         handle: SessionHandle | None = None
         try:
             async with asyncio.timeout(self.config.serve.start_timeout_s), self._starts:
-                created = await self._blocking(get_or_create, spec, self.config)
+                created = await self.run_blocking(get_or_create, spec, self.config)
                 handle = created
                 info: dict[str, Any] = await created.start.remote()
         except BaseException as exc:
@@ -135,7 +136,7 @@ class SessionRouter:
     async def kill(self, handle: SessionHandle) -> None:
         """End an actor at once (a start that failed or timed out); never raises."""
         with contextlib.suppress(Exception):
-            await self._blocking(lambda: ray.kill(handle, no_restart=True))
+            await self.run_blocking(lambda: ray.kill(handle, no_restart=True))
 
     # -- routing ---------------------------------------------------------------------------------
 

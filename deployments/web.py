@@ -31,6 +31,7 @@ __all__ = [
     "public_meta",
     "read_body",
     "resume_position",
+    "session_urls",
 ]
 
 #: Close codes on the stream socket.
@@ -44,6 +45,19 @@ CLOSE_UNAVAILABLE = 4503
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_SEQ = 2**63 - 1
+
+
+def session_urls(request: Request, session_id: str) -> dict[str, str]:
+    """Where a session's routes are, as this request reached the service."""
+    base = str(request.base_url).rstrip("/")
+    ws_base = "ws" + base[4:] if base.startswith("http") else base
+    path = f"/v1/sessions/{session_id}"
+    return {
+        "url": base + path,
+        "stream_url": ws_base + path + "/stream",
+        "events_url": base + path + "/events",
+        "audio_url": base + path + "/audio",
+    }
 
 
 def close_code_for(status: int) -> int:
