@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import ray
@@ -124,8 +125,12 @@ class SessionActor:
         )
         await self._lease()
         self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
-        for coro in (self._pump_events(), self._read_tool_results(), self._housekeeping()):
-            self._tasks.spawn(coro)
+        for name, coro in (
+            ("event pump", self._pump_events()),
+            ("tool-result reader", self._read_tool_results()),
+            ("housekeeping", self._housekeeping()),
+        ):
+            self._tasks.spawn(self._supervised(name, coro))
         for call_id, pending in self._pending_tools.items():  # calls carried over
             self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
         log.info(
@@ -139,6 +144,19 @@ class SessionActor:
             "resumed": saved is not None,
             "seq": self._log.seq,
         }
+
+    async def _supervised(self, name: str, loop: Coroutine[Any, Any, None]) -> None:
+        """Run one of the call's loops; an unexpected failure is logged (with the session id)
+        and ends the call with a reason in ``session_closed``, never a silent call."""
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the session's %s failed; ending the call", name)
+            if not self._closing:
+                failure = S2SError(f"the session's {name} failed: {type(exc).__name__}")
+                await self._end("internal_error", failure)
 
     async def _lease(self) -> None:
         assert self._store is not None

@@ -150,3 +150,27 @@ async def test_many_subscribers_share_one_connection(redis: Redis, count: int):
         await hub.close()
     assert [e.seq for e in got_a] == [e.seq for e in got_b] == list(range(1, count + 1))
     assert len(clients) == 1
+
+
+async def test_a_batch_redis_already_applied_is_not_written_twice(redis: Redis):
+    """A retry after a lost reply: the envelopes the log has are skipped, not re-sent."""
+    first = EventLog(redis, "sid-retry", max_events=100, ttl_s=60)
+    for n in range(3):
+        first.publish("note", {"n": n})
+    await first.flush()
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events_channel("sid-retry"))
+    await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    again = EventLog(redis, "sid-retry", max_events=100, ttl_s=60)  # the same seqs 1..3, then 4, 5
+    for n in range(5):
+        again.publish("note", {"n": n})
+    await again.flush()
+    logged = await read_log(redis, "sid-retry", 0)
+    assert [e.seq for e in logged] == [1, 2, 3, 4, 5]
+    published = []
+    while (
+        message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+    ) is not None:
+        published.append(Envelope.unpack(message["data"]).seq)
+    assert published == [4, 5]
+    await pubsub.aclose()

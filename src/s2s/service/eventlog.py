@@ -1,9 +1,14 @@
 """Publishing a session's events: a capped replay log (Redis Stream) plus live pub/sub.
 
-Every envelope is written twice in one pipelined round trip: ``XADD <log> <seq>-0`` (capped with
-``MAXLEN ~``) and ``PUBLISH <channel>``. Pub/sub is fast but drops messages for slow or
+Every envelope is written twice, by one Lua script per batch: ``XADD <log> <seq>-0`` (capped
+with ``MAXLEN ~``) and ``PUBLISH <channel>``. Pub/sub is fast but drops messages for slow or
 disconnected subscribers; the log lets any subscriber fetch exactly what it missed by sequence
 number (the stream id *is* the sequence number).
+
+The script is atomic and idempotent: it skips every envelope whose sequence number the log
+already has. A batch whose reply was lost (a timeout, a dropped connection after Redis ran it)
+is simply sent again: nothing is written or published twice, and no retry can fail with "ID
+equal or smaller than the target stream top item".
 
 :class:`EventLog` batches opportunistically: while one write is in flight, new envelopes queue
 and go out together in the next pipeline, so a burst costs one round trip, not one per event, and
@@ -29,6 +34,25 @@ __all__ = ["EventLog", "last_seq", "read_log"]
 
 log = logger.getChild("eventlog")
 
+#: KEYS: the log. ARGV: channel, max events, TTL, then (seq, packed envelope) pairs in order.
+_APPEND = """
+local last = 0
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
+local written = 0
+for i = 4, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 1])
+    last = seq
+    written = written + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return written
+"""
+
 
 class EventLog:
     """The publisher side for one session (owned by its actor)."""
@@ -53,6 +77,7 @@ class EventLog:
         self._idle.set()
         self._log_key = keys.event_log(session_id)
         self._channel = keys.events_channel(session_id)
+        self._append: Any = redis.register_script(_APPEND)
 
     @property
     def seq(self) -> int:
@@ -88,19 +113,10 @@ class EventLog:
             batch = self._pending
             self._pending = []
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for envelope in batch:
-                        packed = envelope.pack()
-                        pipe.xadd(
-                            self._log_key,
-                            {"e": packed},
-                            id=f"{envelope.seq}-0",
-                            maxlen=self._max_events,
-                            approximate=True,
-                        )
-                        pipe.publish(self._channel, packed)
-                    pipe.expire(self._log_key, self._ttl_s)
-                    await pipe.execute()
+                args: list[Any] = [self._channel, self._max_events, self._ttl_s]
+                for envelope in batch:
+                    args += [envelope.seq, envelope.pack()]
+                await self._append(keys=[self._log_key], args=args, client=self._redis)
                 failures = 0
             except asyncio.CancelledError:
                 self._pending[:0] = batch
