@@ -104,9 +104,3 @@ class Admission:
             pipe.zrem(keys.LIVE_SESSIONS, session_id)
             pipe.zrem(keys.tenant_live(tenant), session_id)
             await pipe.execute()
-
-    async def live(self, tenant: str | None) -> list[str]:
-        """Live session ids of ``tenant`` (None: every tenant), oldest lease first."""
-        key = keys.LIVE_SESSIONS if tenant is None else keys.tenant_live(tenant)
-        members = await self._redis.zrangebyscore(key, time.time(), "+inf")
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]

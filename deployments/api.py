@@ -72,6 +72,9 @@ LIMITS = {
     "played_ms": 86_400_000,
 }
 
+#: Session ids, chosen by the service (uuid hex) or by the client.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
 #: Model and voice names: what providers use, nothing that could change a URL or a path.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -116,7 +119,7 @@ class ClientToolIn(_Strict):
 class CreateSession(_Strict):
     """``POST /v1/sessions``."""
 
-    session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")] | None = None
+    session_id: Annotated[str, Field(pattern=SESSION_ID_PATTERN)] | None = None
     """Optional id chosen by the caller (idempotent: the same id gets the same session)."""
     provider: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")] | None = None
     model: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
@@ -43,7 +44,7 @@ class ApiError(Exception):
         return headers
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError | RequestValidationError) -> str:
     """A validation error as one line naming each wrong field (never echoing the input)."""
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()

@@ -94,8 +94,7 @@ async def _redis_unavailable(request: Request, exc: RedisError) -> JSONResponse:
 
 @app.exception_handler(RequestValidationError)
 async def _bad_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
-    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-    return JSONResponse(ApiError(400, "invalid_request", message).body(), status_code=400)
+    return JSONResponse(ApiError(400, "invalid_request", describe(exc)).body(), status_code=400)
 
 
 # Helpers above sit before the class on purpose: Serve captures the class when the decorator
@@ -193,7 +192,7 @@ class Ingress:
     @app.get("/v1/sessions")
     async def list_sessions(self, request: Request) -> JSONResponse:
         principal = self._auth(request)
-        ids = await self.admission.live(None if principal.admin else principal.tenant)
+        ids = await self.store.live(None if principal.admin else principal.tenant)
         metas = await asyncio.gather(*(self.store.meta(sid) for sid in ids))
         return JSONResponse(
             {

@@ -123,16 +123,6 @@ def build_spec(
             + (f" ({', '.join(clashing)})" if clashing else ""),
         )
     max_call = tenant.quotas.max_call_s
-    spec = SessionSpec(
-        session_id=body.session_id or uuid.uuid4().hex,
-        provider=provider,
-        config={},
-        tenant=tenant_name,
-        tool_pools={name: tool_owner[name] for name in names},
-        metadata=body.metadata,
-        max_duration_s=min(max_call, config.sessions.max_duration_s) if max_call else None,
-        credentials=dict(tenant.provider_credentials.get(provider, {})),
-    )
     try:
         session_config = s2s.Config(
             model=body.model,
@@ -148,7 +138,16 @@ def build_spec(
             sample_rate=body.sample_rate,
             extra=body.extra,
         )
-        spec = SessionSpec.from_dict({**spec.to_dict(), "config": session_config.to_dict()})
+        spec = SessionSpec(
+            session_id=body.session_id or uuid.uuid4().hex,
+            provider=provider,
+            config=session_config.to_dict(),
+            tenant=tenant_name,
+            tool_pools={name: tool_owner[name] for name in names},
+            metadata=body.metadata,
+            max_duration_s=min(max_call, config.sessions.max_duration_s) if max_call else None,
+            credentials=dict(tenant.provider_credentials.get(provider, {})),
+        )
         s2s.new(provider, provider_config(config, spec))  # the actor's own check, done now
     except MissingCredentialsError as exc:
         raise ApiError(

@@ -100,14 +100,11 @@ class Authenticator:
         self, headers: Mapping[str, str], query: Mapping[str, Any]
     ) -> Principal | None:
         """The caller, or None for a missing, malformed or unknown key."""
-        if not self.required:
-            key = presented_key(headers, query)
-            known = self._by_hash.get(hash_key(key)) if key else None
-            return known or Principal(self.default_tenant)
         key = presented_key(headers, query)
-        if key is None:
-            return None
-        return self._by_hash.get(hash_key(key))
+        known = self._by_hash.get(hash_key(key)) if key else None
+        if not self.required:
+            return known or Principal(self.default_tenant)
+        return known
 
     def tenant(self, name: str) -> TenantSettings:
         return self.tenants.get(name) or TenantSettings()

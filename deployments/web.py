@@ -11,7 +11,7 @@ from fastapi import Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .api import PlaybackMessage, TextMessage, ToolResultMessage
+from .api import SESSION_ID_PATTERN, PlaybackMessage, TextMessage, ToolResultMessage
 from .errors import ApiError, describe
 
 __all__ = [
@@ -43,7 +43,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_UNAVAILABLE = 4503
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SESSION_ID = re.compile(SESSION_ID_PATTERN)
 MAX_SEQ = 2**63 - 1
 
 

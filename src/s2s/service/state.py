@@ -113,9 +113,11 @@ class SessionStore:
         value = _unpack(await self._redis.get(keys.session_media(session_id)))
         return value if isinstance(value, dict) else None
 
-    async def live(self) -> list[str]:
-        """Sessions whose lease has not run out, oldest lease first."""
-        members = await self._redis.zrangebyscore(keys.LIVE_SESSIONS, time.time(), "+inf")
+    async def live(self, tenant: str | None = None) -> list[str]:
+        """Sessions (of ``tenant``; None: every tenant) whose lease has not run out, oldest
+        lease first."""
+        key = keys.LIVE_SESSIONS if tenant is None else keys.tenant_live(tenant)
+        members = await self._redis.zrangebyscore(key, time.time(), "+inf")
         return [_text(m) for m in members]
 
     async def expired(self) -> list[str]:
