@@ -18,7 +18,7 @@ from actors.session_actor import LEASE_S
 from s2s.log import logger
 from s2s.service.config import ServiceConfig, TenantSettings
 from s2s.service.metrics import Metrics
-from s2s.service.state import SessionStore
+from s2s.service.state import ENDED, SessionStore
 from s2s.tools.registry import ToolRegistry
 
 from .admission import Admission
@@ -27,7 +27,7 @@ from .errors import ApiError
 from .router import SessionRouter
 from .session_requests import build_spec
 from .tenancy import Authenticator, Principal
-from .web import parse, read_body, session_urls
+from .web import parse, public_meta, read_body, session_urls
 
 __all__ = ["SessionCreator"]
 
@@ -170,24 +170,23 @@ class SessionCreator:
             return None
         if meta.get("tenant") != principal.tenant:
             raise ApiError(409, "conflict", f"session id {session_id!r} is taken")
-        if meta.get("status") in ("closed", "failed"):
+        if meta.get("status") in ENDED:
             raise ApiError(
                 410,
                 "closed",
                 f"session {session_id!r} has ended ({meta.get('closed_reason', 'closed')}); "
                 "a new call needs a new id",
             )
-        spec = meta.get("spec") or {}
-        config = spec.get("config") or {}
+        public = public_meta(meta)
         return JSONResponse(
             {
                 "session_id": session_id,
-                "provider": meta.get("provider"),
-                "status": meta.get("status"),
-                "sample_rate": config.get("sample_rate"),
+                "provider": public.get("provider"),
+                "status": public.get("status"),
+                "sample_rate": public["sample_rate"],
                 "resumed": False,
                 "existing": True,
-                "tools": [t["name"] for t in config.get("tools", [])],
+                "tools": public["tools"],
                 **session_urls(request, session_id),
             },
             status_code=200,

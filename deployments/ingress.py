@@ -43,7 +43,7 @@ from s2s.service.config import ServiceConfig
 from s2s.service.metrics import Metrics
 from s2s.service.metrics_render import render
 from s2s.service.redis_client import connect
-from s2s.service.state import SessionStore
+from s2s.service.state import ENDED, SessionStore
 from s2s.service.subscribe import SubscriptionHub
 from s2s.tools.registry import ToolRegistry, pool_registries
 
@@ -208,7 +208,7 @@ class Ingress:
     async def get_session(self, session_id: str, request: Request) -> JSONResponse:
         principal = self._auth(request)
         meta = public_meta(await self._owned(principal, session_id))
-        if meta.get("status") not in ("closed", "failed"):
+        if meta.get("status") not in ENDED:
             with contextlib.suppress(Exception):
                 handle = await self.router.lookup(session_id)
                 if handle is not None:

@@ -24,7 +24,7 @@ from s2s.errors import ProviderConnectionError
 from s2s.log import logger
 from s2s.service.config import ServiceConfig
 from s2s.service.media import Endpoint, MediaClient
-from s2s.service.state import SessionStore
+from s2s.service.state import ENDED, SessionStore
 
 from .errors import ApiError, error_for
 
@@ -145,7 +145,7 @@ class SessionRouter:
         handle = await self.lookup(session_id)
         if handle is not None:
             return handle
-        if meta.get("status") in ("closed", "failed"):
+        if meta.get("status") in ENDED:
             raise ApiError(
                 410,
                 "closed",

@@ -21,6 +21,7 @@ from s2s.log import logger
 from s2s.service.config import ServiceConfig
 from s2s.service.envelope import Envelope
 from s2s.service.metrics import Metrics
+from s2s.service.state import ENDED
 from s2s.service.subscribe import SubscriptionHub
 
 from .api import CONTROL, PingMessage, audio_frame
@@ -61,7 +62,7 @@ class StreamRelay:
         self, websocket: WebSocket, session_id: str, meta: dict[str, Any], last_seq: int
     ) -> None:
         """Serve an accepted socket until the call ends or either side goes away."""
-        ended = meta.get("status") in ("closed", "failed")
+        ended = meta.get("status") in ENDED
         outbound = asyncio.create_task(self._relay(websocket, session_id, last_seq))
         inbound = None if ended else asyncio.create_task(self._receive(websocket, session_id, meta))
         tasks = [t for t in (outbound, inbound) if t is not None]
