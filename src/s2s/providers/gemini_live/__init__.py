@@ -1,8 +1,10 @@
 """Gemini Live provider: ``s2s.new("gemini_live", config)``.
 
-Modules: :mod:`.wire` (message models and builders), :mod:`.protocol` (sans-I/O state machine),
-:mod:`.resumption` (what a resumption handle covers), :mod:`.closes` (close codes as errors),
-:mod:`.settings` (``Config`` -> settings), :mod:`.client` (the provider and its transport).
+Modules: :mod:`.wire` (message models and builders), :mod:`.protocol` (sans-I/O state machine,
+assembled from :mod:`.base` (shared state), :mod:`.turns` (turns and transcripts), :mod:`.tools`
+(tool calls) and :mod:`.replay` (carried history)), :mod:`.resumption` (what a resumption handle
+covers), :mod:`.closes` (close codes as errors), :mod:`.settings` (``Config`` -> settings),
+:mod:`.client` (the provider and its transport).
 """
 
 from .client import GeminiLiveProvider, create

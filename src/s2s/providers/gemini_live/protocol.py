@@ -28,74 +28,37 @@ Rules this module keeps (each one is a failure seen in other frameworks):
 
 from __future__ import annotations
 
-import enum
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import Config, ToolCall, ToolResult
-from ...conversation import Conversation, FunctionCall, FunctionOutput, HistoryItem, Message
+from ...config import Config
+from ...conversation import Conversation, HistoryItem, Message
 from ...errors import (
-    InvalidInputError,
     InvalidRequestError,
     ProviderConnectionError,
     ProviderProtocolError,
     S2SError,
-    SessionClosedError,
 )
 from ...events import EventType, Role, SessionEvent, Usage
 from ...log import logger
-from ...protocol import Continuation, ProviderProtocol
+from ...protocol import Continuation
 from . import wire
+from .base import State, _dict
 from .closes import close_error
-from .resumption import COVERED, Ledger, Plan, Record, item_key, owes_answer, plan
+from .replay import ReplayMixin
+from .resumption import Ledger, Plan, Record, item_key, plan
 from .settings import PROVIDER, GeminiSettings
+from .tools import ToolsMixin, _Call
+from .turns import TurnsMixin, _Turn
 
 __all__ = ["GeminiLiveProtocol", "State"]
 
 log = logger.getChild(PROVIDER)
 
-#: Pending caller audio goes out again in messages of this size (1 s at 16 kHz).
-RESEND_CHUNK_BYTES = wire.INPUT_RATE * 2
 
-
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    READY = "ready"
-    CLOSED = "closed"
-
-
-@dataclass(slots=True)
-class _Turn:
-    """A model turn: from its first output to ``turnComplete``."""
-
-    response_id: str
-    cut: bool = False  # interrupted: later output is dropped
-    calls: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Call:
-    name: str
-    answered: bool = False
-
-
-def _b64decode(data: object) -> bytes:
-    try:
-        return wire.b64decode(data if isinstance(data, str) else "")
-    except ValueError as exc:
-        raise ProviderProtocolError(
-            f"{PROVIDER}: audio data is not valid base64", provider=PROVIDER
-        ) from exc
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-class GeminiLiveProtocol(ProviderProtocol):
+class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
     """One Gemini Live connection (see the module docstring for the rules it keeps)."""
 
     provider = PROVIDER
@@ -145,46 +108,6 @@ class GeminiLiveProtocol(ProviderProtocol):
         self._closing = False
         if self._plan is not None:
             self._adopt(self._plan, carried)
-
-    def _adopt(self, carried_plan: Plan, carried: dict[str, Any]) -> None:
-        """Take over a previous connection's history: what is covered, open, held."""
-        items = list(self.conversation)
-        answered = {i.call_id for i in items if isinstance(i, FunctionOutput)}
-        for n in carried_plan.covered:
-            self.ledger.keys[item_key(items[n])] = COVERED
-            item = items[n]
-            if isinstance(item, FunctionCall) and item.call_id not in answered:
-                self._calls[item.call_id] = _Call(item.name)
-        self._held = [items[n] for n in carried_plan.held]
-        if self.ledger.handle is not None:
-            for entry in carried.get("pending") or []:
-                if entry.get("covered"):
-                    self.ledger.record(self._carried_record(entry, index=None))
-
-    def _carried_record(self, entry: Any, index: int | None) -> Record:
-        kind = entry.get("kind")
-        items = list(self.conversation)
-        if kind == "audio":
-            source = self._covered_audio if entry.get("covered") else self._carried_audio
-            return Record("audio", index, audio=source[entry["start"] : entry["end"]])
-        if kind in ("activity_start", "activity_end"):
-            return Record(kind, index)
-        item = items[entry["item"]]
-        if isinstance(item, FunctionOutput):
-            return Record("tool_response", index, item=item_key(item), call_id=item.call_id)
-        return Record("text", index, text=getattr(item, "text", ""), item=item_key(item))
-
-    # -- ids and sending ---------------------------------------------------------------------
-
-    def _new_id(self, prefix: str) -> str:
-        self._seq += 1
-        return f"{prefix}_{self._tag}{self._seq}"
-
-    def _send_frame(self, frame: str) -> int:
-        """Send one client message; returns the index the server counts it by."""
-        index = self.ledger.sent()
-        self._send(frame)
-        return index
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -264,10 +187,6 @@ class GeminiLiveProtocol(ProviderProtocol):
 
     # -- application input -----------------------------------------------------------------------
 
-    def _check_open(self, what: str) -> None:
-        if self.state is State.CLOSED:
-            raise SessionClosedError(f"{what}: the connection is closed")
-
     def send_audio(self, pcm: bytes, now: float) -> None:
         self._check_open("send_audio")
         if not pcm:
@@ -304,51 +223,6 @@ class GeminiLiveProtocol(ProviderProtocol):
         self.ledger.record(Record("text", index, text=message.text, item=key))
         self._awaiting_answer = True
 
-    def send_tool_result(self, result: ToolResult, now: float) -> None:
-        self._check_open("send_tool_result")
-        call_id = result.call_id
-        if call_id in self._cancelled:
-            raise InvalidInputError(
-                f"tool call {call_id!r} was cancelled by the provider (toolCallCancellation); "
-                "its result is not sent"
-            )
-        held = {i.call_id: i for i in self._held if isinstance(i, FunctionCall)}
-        call = self._calls.get(call_id)
-        if call is None and call_id not in held:
-            known = ", ".join(sorted([*self._calls, *held])) or "none"
-            raise InvalidInputError(
-                f"no tool call {call_id!r} in this session (open calls: {known})"
-            )
-        answered = {i.call_id for i in self.conversation if isinstance(i, FunctionOutput)}
-        if (call is not None and call.answered) or call_id in answered:
-            raise InvalidInputError(f"tool call {call_id!r} was already answered")
-        output = FunctionOutput(call_id, result.content, result.is_error)
-        self.conversation.append(output)
-        if call is None:
-            self._held.append(output)
-            self._release_held()
-            return
-        call.answered = True
-        if self.state is not State.READY:
-            self._queued.append(("tool_result", output))
-            return
-        self._send_tool_output(output, call.name)
-
-    def _send_tool_output(self, output: FunctionOutput, name: str) -> None:
-        scheduling = self.settings.scheduling(name)
-        response = wire.function_response(
-            output.call_id,
-            name,
-            wire.result_payload(output.output, output.is_error),
-            scheduling,
-        )
-        index = self._send_frame(wire.tool_response([response]))
-        key = item_key(output)
-        self.ledger.mark_sent(key, index)
-        self.ledger.record(Record("tool_response", index, item=key, call_id=output.call_id))
-        if scheduling != "SILENT":
-            self._awaiting_answer = True
-
     def end_turn(self, now: float) -> None:
         self._check_open("end_turn")
         if self.state is not State.READY:
@@ -369,115 +243,6 @@ class GeminiLiveProtocol(ProviderProtocol):
             if self.settings.manual_turns and self.ready and not self._activity_open:
                 self._activity(start=True, now=now)  # the caller holds the floor until end_turn()
             self._cut(turn, "client", now)
-
-    # -- sending a carried history once set up ----------------------------------------------------
-
-    def _setup_complete(self, now: float) -> None:
-        if self.state is not State.CONNECTING:
-            return
-        self.state = State.READY
-        if self._connected_at is not None:
-            self.ledger.window_s = min(1.0, max(0.0, now - self._connected_at))
-        carried = self._plan
-        self._plan = None
-        if carried is not None:
-            items = list(self.conversation)
-            replay = [items[n] for n in carried.replay]
-            if replay:
-                turn_complete = owes_answer(replay) and not self._held
-                self._send_history(replay, turn_complete)
-            audio = bytearray()
-            for entry in carried.resend:
-                if entry.get("kind") == "audio":
-                    audio += self._carried_record(entry, index=None).audio
-                    continue
-                self._resend_audio(bytes(audio), now)
-                audio.clear()
-                self._resend(entry, items, now)
-            self._resend_audio(bytes(audio), now)
-            self._release_held()
-        queued, self._queued = self._queued, []
-        for op, value in queued:
-            if op == "audio":
-                self.send_audio(value, now)
-            elif op == "text":
-                self._send_text(value)
-            elif op == "tool_result":
-                call = self._calls.get(value.call_id)
-                self._send_tool_output(value, call.name if call else "")
-            else:
-                self.end_turn(now)
-        self._maybe_rotate()
-
-    def _resend_audio(self, pcm: bytes, now: float) -> None:
-        for start in range(0, len(pcm), RESEND_CHUNK_BYTES):
-            chunk = pcm[start : start + RESEND_CHUNK_BYTES]
-            index = self._send_frame(wire.audio(chunk))
-            self.ledger.record(Record("audio", index, audio=chunk, at=now))
-
-    def _resend(self, entry: Any, items: list[HistoryItem], now: float) -> None:
-        if entry.get("kind") in ("activity_start", "activity_end"):
-            self._activity(start=entry["kind"] == "activity_start", now=now)
-            return
-        item = items[entry["item"]]
-        if isinstance(item, Message):
-            self._send_text(item)
-        elif isinstance(item, FunctionOutput):
-            call = self.conversation.find_call(item.call_id)
-            self._send_tool_output(item, call.name if call else "")
-
-    def _release_held(self) -> None:
-        """Send held tool calls with their results as history once every one is answered."""
-        if not self._held or self.state is not State.READY:
-            return
-        answered = {i.call_id for i in self._held if isinstance(i, FunctionOutput)}
-        calls = [i for i in self._held if isinstance(i, FunctionCall)]
-        if any(c.call_id not in answered for c in calls):
-            return
-        held, self._held = self._held, []
-        self._send_history(held, owes_answer(held))
-
-    def _send_history(self, items: list[HistoryItem], turn_complete: bool) -> None:
-        turns = self._turns(items)
-        if not turns:
-            return
-        index = self._send_frame(wire.client_content(turns, turn_complete))
-        for item in items:
-            self.ledger.mark_sent(item_key(item), index)
-        if turn_complete:
-            self._awaiting_answer = True
-
-    def _turns(self, items: list[HistoryItem]) -> list[dict[str, Any]]:
-        """History items as ``Content`` turns (consecutive parts of one role merged)."""
-        turns: list[dict[str, Any]] = []
-        for item in items:
-            if isinstance(item, Message):
-                if not item.text:
-                    continue
-                role = "user" if item.role is Role.USER else "model"
-                part = wire.text_part(item.text)
-            elif isinstance(item, FunctionCall):
-                role = "model"
-                try:
-                    args = json.loads(item.arguments or "{}")
-                except ValueError:
-                    args = {}
-                part = wire.function_call_part(item.call_id, item.name, _dict(args))
-            else:
-                role = "user"
-                call = self.conversation.find_call(item.call_id)
-                part = {
-                    "functionResponse": wire.function_response(
-                        item.call_id,
-                        call.name if call else "",
-                        wire.result_payload(item.output, item.is_error),
-                    )
-                }
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["parts"].append(part)
-            else:
-                turns.append({"role": role, "parts": [part]})
-        return turns
 
     # -- provider input ------------------------------------------------------------------------
 
@@ -550,268 +315,7 @@ class GeminiLiveProtocol(ProviderProtocol):
         elif stopped:
             self._emit(SessionEvent(EventType.SPEECH_STOPPED, at=now))
 
-    # -- turns -----------------------------------------------------------------------------------
-
-    def _begin_turn(self, now: float) -> _Turn:
-        if self._turn is None:
-            self._turn = _Turn(self._new_id("resp"))
-            self._last_response_id = self._turn.response_id
-            self.ledger.answer_started()
-            self._awaiting_answer = False
-            self._user_open = False
-            self._emit(
-                SessionEvent(EventType.RESPONSE_STARTED, response_id=self._turn.response_id, at=now)
-            )
-        return self._turn
-
-    def _assistant(self) -> str:
-        if self._assistant_item is None:
-            self._assistant_item = self._new_id("a")
-            self._assistant_text = ""
-            self.conversation.append(Message(Role.ASSISTANT, "", self._assistant_item))
-            self.ledger.mark_received(self._assistant_item)
-        return self._assistant_item
-
-    def _close_assistant(self, *, final: bool) -> str | None:
-        """The current answer item is complete (or cut); returns its id."""
-        item_id = self._assistant_item
-        if item_id is None:
-            return None
-        self._assistant_item = None
-        self.conversation.set_text(item_id, self._assistant_text)
-        if final and self._assistant_text and self.settings.output_transcription:
-            self._emit(
-                SessionEvent(
-                    EventType.TRANSCRIPT,
-                    text=self._assistant_text,
-                    role=Role.ASSISTANT,
-                    final=True,
-                    response_id=self._last_response_id,
-                    item_id=item_id,
-                )
-            )
-        return item_id
-
-    def _server_content(self, content: dict[str, Any], now: float) -> None:
-        if (transcription := content.get("inputTranscription")) is not None:
-            self._input_transcription(_dict(transcription), now)
-        model_turn = _dict(content.get("modelTurn"))
-        for part in model_turn.get("parts") or []:
-            self._model_part(_dict(part), now)
-        if (transcription := content.get("outputTranscription")) is not None:
-            text = _dict(transcription).get("text") or ""
-            turn = self._begin_turn(now)
-            if text and not turn.cut:
-                item_id = self._assistant()
-                self._assistant_text += text
-                self._emit(
-                    SessionEvent(
-                        EventType.TRANSCRIPT,
-                        text=text,
-                        role=Role.ASSISTANT,
-                        response_id=turn.response_id,
-                        item_id=item_id,
-                        at=now,
-                    )
-                )
-        if content.get("interrupted"):
-            self._interrupted(now)
-        if content.get("generationComplete") and self._turn is not None:
-            self._close_assistant(final=not self._turn.cut)
-        if content.get("turnComplete"):
-            self._turn_complete(content, now)
-
-    def _model_part(self, part: dict[str, Any], now: float) -> None:
-        inline = _dict(part.get("inlineData"))
-        if inline:
-            audio = _b64decode(inline.get("data"))
-            turn = self._begin_turn(now)
-            if turn.cut or not audio:
-                return
-            mime = str(inline.get("mimeType") or wire.OUTPUT_MIME)
-            if not mime.startswith("audio/pcm"):
-                return  # not audio we can play
-            self._emit(
-                SessionEvent(
-                    EventType.AUDIO_OUTPUT,
-                    audio=audio,
-                    sample_rate=self.output_rate,
-                    response_id=turn.response_id,
-                    item_id=self._assistant(),
-                    at=now,
-                )
-            )
-        elif isinstance(part.get("text"), str) and not part.get("thought"):
-            turn = self._begin_turn(now)
-            if not turn.cut:
-                item_id = self._assistant()
-                self._assistant_text += part["text"]
-                self._emit(
-                    SessionEvent(
-                        EventType.TEXT_OUTPUT,
-                        text=part["text"],
-                        response_id=turn.response_id,
-                        item_id=item_id,
-                        at=now,
-                    )
-                )
-
-    def _input_transcription(self, transcription: dict[str, Any], now: float) -> None:
-        text = transcription.get("text") or ""
-        if self._user_item is None:
-            if not text:
-                return
-            self._user_item = self._new_id("u")
-            self._user_text = ""
-            self._user_open = self._turn is None or self._turn.cut
-            self._user_final_sent = False
-            self.conversation.append(Message(Role.USER, "", self._user_item))
-            self.ledger.mark_received(self._user_item)
-        if text:
-            self._user_text += text
-            self.conversation.set_text(self._user_item, self._user_text)
-            self._emit(
-                SessionEvent(
-                    EventType.TRANSCRIPT,
-                    text=text,
-                    role=Role.USER,
-                    item_id=self._user_item,
-                    at=now,
-                )
-            )
-        if transcription.get("finished"):
-            self._finish_user_transcript(now)
-
-    def _finish_user_transcript(self, now: float) -> None:
-        if self._user_item is not None and not self._user_final_sent and self._user_text:
-            self._user_final_sent = True
-            self._emit(
-                SessionEvent(
-                    EventType.TRANSCRIPT,
-                    text=self._user_text.strip(),
-                    role=Role.USER,
-                    final=True,
-                    item_id=self._user_item,
-                    at=now,
-                )
-            )
-
-    def _interrupted(self, now: float) -> None:
-        turn = self._turn
-        if turn is None:
-            return
-        if not turn.cut:
-            self._cut(turn, "barge_in", now)
-        self._user_item = None  # what the caller says now is a new turn
-
-    def _cut(self, turn: _Turn, reason: str, now: float) -> None:
-        """Later output of ``turn`` is dropped; INTERRUPTED tells the application to flush."""
-        turn.cut = True
-        item_id = self._close_assistant(final=False)
-        self._emit(
-            SessionEvent(
-                EventType.INTERRUPTED,
-                reason=reason,
-                response_id=turn.response_id,
-                item_id=item_id,
-                at=now,
-            )
-        )
-
-    def _turn_complete(self, content: dict[str, Any], now: float) -> None:
-        turn = self._begin_turn(now)
-        self._finish_user_transcript(now)
-        self._close_assistant(final=not turn.cut)
-        reason = "cancelled" if turn.cut else ("tool_calls" if self._waits(turn) else "completed")
-        data: dict[str, Any] = {}
-        if content.get("turnCompleteReason"):
-            data["turn_complete_reason"] = content["turnCompleteReason"]
-        self._turn = None
-        self._user_item = None
-        self._emit(
-            SessionEvent(
-                EventType.TURN_END, reason=reason, response_id=turn.response_id, data=data, at=now
-            )
-        )
-        self._maybe_rotate()
-
-    def _waits(self, turn: _Turn) -> bool:
-        """The turn waits for BLOCKING calls' results (NON_BLOCKING ones run in the background)."""
-        return any(
-            c in self._calls
-            and not self._calls[c].answered
-            and self.settings.scheduling(self._calls[c].name) is None
-            for c in turn.calls
-        )
-
-    def _cut_turn(self, cause: str, now: float) -> None:
-        """The call leaves this connection mid-turn: end the turn here.
-
-        An answer being spoken is cut (INTERRUPTED: the new connection says it again in full); a
-        turn waiting for tool results ends with reason "tool_calls" (the new connection carries
-        the calls and their results).
-        """
-        turn = self._turn
-        if turn is None or turn.cut:
-            return
-        turn.cut = True
-        if self._assistant_item is not None:
-            self._emit(
-                SessionEvent(
-                    EventType.INTERRUPTED,
-                    reason=cause,
-                    response_id=turn.response_id,
-                    item_id=self._assistant_item,
-                    at=now,
-                )
-            )
-        waiting = self._waits(turn)
-        self._emit(
-            SessionEvent(
-                EventType.TURN_END,
-                reason="tool_calls" if waiting and self._assistant_item is None else "cancelled",
-                response_id=turn.response_id,
-                data={"cause": cause},
-                at=now,
-            )
-        )
-
-    # -- tools and usage -------------------------------------------------------------------------
-
-    def _tool_call(self, tool_call: dict[str, Any], now: float) -> None:
-        turn = self._begin_turn(now)
-        self._close_assistant(final=not turn.cut)
-        for raw in tool_call.get("functionCalls") or []:
-            call = _dict(raw)
-            call_id = call.get("id") or self._new_id("call")
-            name = str(call.get("name") or "")
-            if call_id in self._calls or self.conversation.find_call(call_id) is not None:
-                continue
-            arguments = json.dumps(_dict(call.get("args")))
-            self.conversation.append(FunctionCall(call_id, name, arguments, call_id))
-            self.ledger.mark_received(call_id)
-            self._calls[call_id] = _Call(name)
-            turn.calls.append(call_id)
-            self._emit(
-                SessionEvent(
-                    EventType.TOOL_CALL,
-                    tool_call=ToolCall(call_id, name, arguments),
-                    response_id=turn.response_id,
-                    item_id=call_id,
-                    at=now,
-                )
-            )
-
-    def _tool_call_cancellation(self, cancellation: dict[str, Any], now: float) -> None:
-        ids = tuple(str(i) for i in cancellation.get("ids") or [])
-        for call_id in ids:
-            call = self._calls.pop(call_id, None)
-            if call is not None and not call.answered:
-                self._cancelled.add(call_id)
-                self.conversation.remove(call_id)
-        if ids:
-            self._emit(SessionEvent(EventType.TOOL_CALL_CANCELLED, call_ids=ids, at=now))
-        self._maybe_rotate()
+    # -- usage -----------------------------------------------------------------------------------
 
     def _usage(self, usage: dict[str, Any], now: float) -> None:
         def by_modality(key: str) -> dict[str, int]:
