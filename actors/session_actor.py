@@ -3,10 +3,11 @@
 The actor
 
 * opens the ``s2s`` session (continuing a saved one when it replaces an actor that died),
-* takes the caller's input from ingress replicas over its media channel (in order),
+* takes the caller's input from ingress replicas over its media channel (in order, each input
+  position once, acknowledged back to the replica),
 * publishes every event as a versioned envelope (replay log + pub/sub, see ``s2s.service``),
-* sends tool calls to the pool that serves the tool, applies each result exactly once, and
-  answers the model with an error result when a call outlives its pool's timeout,
+* sends tool calls to the pool that serves the tool and applies each result exactly once
+  (:mod:`.tool_calls`),
 * saves the conversation state a replacement would need, keeps a lease in the live-session
   registry, closes the call after ``idle_timeout_s`` without caller input or at
   ``max_duration_s``, and frees its name when it ends.
@@ -27,15 +28,15 @@ from s2s.errors import InvalidInputError, S2SError, SessionClosedError
 from s2s.events import EventType, SessionEvent
 from s2s.log import logger, session_id_var
 from s2s.service.config import ServiceConfig
-from s2s.service.eventlog import EventLog, last_seq
+from s2s.service.eventlog import EventLog, last_seq, read_log
 from s2s.service.media import Endpoint, MediaServer
 from s2s.service.metrics import Metrics
 from s2s.service.redis_client import connect
 from s2s.service.state import SessionStore
 from s2s.tasks import TaskSet
-from s2s.tools.queue import ToolRequest, read_results, submit
 
 from .spec import SessionSpec, media_host, provider_config
+from .tool_calls import ToolLedger
 
 __all__ = ["SessionActor"]
 
@@ -64,7 +65,7 @@ class SessionActor:
         self._media: MediaServer | None = None
         self._endpoint: Endpoint | None = None
         self._tasks = TaskSet()
-        self._pending_tools: dict[str, dict[str, Any]] = {}
+        self._tools: ToolLedger | None = None
         self._last_input = time.monotonic()
         self._started_at = time.monotonic()
         self._metrics = Metrics()
@@ -109,8 +110,26 @@ class SessionActor:
         engine = s2s.new(self.spec.provider, provider_config(self.service, self.spec))
         resume = (saved or {}).get("continuation")
         self._session = await engine.start(session_id=self.session_id, resume=resume)
-        self._pending_tools = dict((saved or {}).get("pending_tools") or {})
-        self._media = MediaServer(self._on_media, media_host(self.service))
+        self._tools = ToolLedger(
+            self.session_id,
+            self.spec,
+            self.service,
+            redis=self._redis,
+            session=self._session,
+            events=self._log,
+            metrics=self._metrics,
+            tasks=self._tasks,
+            saved=saved or {},
+            save_now=self._save_state,
+        )
+        if saved is not None:  # results the dead actor applied after its last save
+            after = int(saved.get("seq", 0))
+            await self._tools.reconcile(await read_log(self._redis, self.session_id, after))
+        self._media = MediaServer(
+            self._on_media,
+            media_host(self.service),
+            position=int((saved or {}).get("input_position", 0)),
+        )
         self._endpoint = await self._media.start()
         self._log.publish(
             "session_started",
@@ -127,12 +146,10 @@ class SessionActor:
         self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
         for name, coro in (
             ("event pump", self._pump_events()),
-            ("tool-result reader", self._read_tool_results()),
+            ("tool-result reader", self._tools.read(lambda: self._closing)),
             ("housekeeping", self._housekeeping()),
         ):
             self._tasks.spawn(self._supervised(name, coro))
-        for call_id, pending in self._pending_tools.items():  # calls carried over
-            self._arm_tool_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
         log.info(
             "session actor started (%s%s)",
             self.spec.provider,
@@ -164,6 +181,8 @@ class SessionActor:
         await self._store.lease(self.session_id, LEASE_S, endpoint, tenant=self.spec.tenant)
 
     async def media_endpoint(self) -> dict[str, Any]:
+        if self._closing:
+            raise SessionClosedError(f"session {self.session_id} has ended")
         if self._endpoint is None:
             await self.start()
         assert self._endpoint is not None
@@ -178,7 +197,8 @@ class SessionActor:
             "seq": self._log.seq if self._log else 0,
             "duration_s": round(time.monotonic() - self._started_at, 1),
             "idle_s": round(time.monotonic() - self._last_input, 1),
-            "pending_tool_calls": sorted(self._pending_tools),
+            "pending_tool_calls": sorted(self._tools.pending) if self._tools else [],
+            "input_position": self._media.position if self._media else 0,
             "audio_in_s": round(session.stats.audio_in_ms / 1000, 2) if session else 0.0,
             "audio_out_s": round(session.stats.audio_out_ms / 1000, 2) if session else 0.0,
             "resumptions": session.stats.resumptions if session else 0,
@@ -219,7 +239,8 @@ class SessionActor:
             elif kind == "playback":
                 session.report_playback(payload["item_id"], payload["played_ms"])
             elif kind == "tool_result":
-                await self._apply_tool_result(
+                assert self._tools is not None
+                await self._tools.apply(
                     str(payload["call_id"]),
                     str(payload["content"]),
                     bool(payload.get("is_error", False)),
@@ -259,11 +280,11 @@ class SessionActor:
         if kind is EventType.AUDIO_OUTPUT:
             self._metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
         elif kind is EventType.TOOL_CALL and event.tool_call is not None:
-            await self._route_tool_call(event.tool_call)
+            assert self._tools is not None
+            await self._tools.route(event.tool_call)
             self._save_soon()
-        elif kind is EventType.TOOL_CALL_CANCELLED:
-            for call_id in event.call_ids:
-                self._pending_tools.pop(call_id, None)
+        elif kind is EventType.TOOL_CALL_CANCELLED and self._tools is not None:
+            self._tools.cancelled(event.call_ids)
         elif kind is EventType.ERROR and event.error is not None:
             self._metrics.inc(
                 "s2s_provider_errors",
@@ -278,115 +299,6 @@ class SessionActor:
         elif kind is EventType.TURN_END:
             self._save_soon()
 
-    # -- tools -------------------------------------------------------------------------------------
-
-    async def _route_tool_call(self, call: s2s.ToolCall) -> None:
-        pool = self.spec.tool_pools.get(call.name)
-        if pool is None:
-            return  # a client-side tool: the client answers with a tool_result message
-        timeout = self.service.tool_pools[pool].timeout_s
-        deadline = time.time() + timeout
-        self._pending_tools[call.id] = {
-            "name": call.name,
-            "pool": pool,
-            "deadline": deadline,
-            "started": time.time(),
-        }
-        assert self._redis is not None
-        await submit(
-            self._redis,
-            ToolRequest(
-                self.session_id,
-                call.id,
-                call.name,
-                call.arguments,
-                pool,
-                deadline,
-                tenant=self.spec.tenant,
-                metadata=self.spec.metadata,
-            ),
-        )
-        self._arm_tool_timeout(call.id, timeout)
-
-    def _arm_tool_timeout(self, call_id: str, delay: float) -> None:
-        async def expire() -> None:
-            await asyncio.sleep(delay)
-            pending = self._pending_tools.get(call_id)
-            if pending is not None:
-                timeout = self.service.tool_pools[pending["pool"]].timeout_s
-                await self._apply_tool_result(
-                    call_id,
-                    f"{pending['name']} did not answer within {timeout:g} s; "
-                    "tell the caller it is unavailable right now",
-                    True,
-                    source="timeout",
-                )
-
-        self._tasks.spawn(expire())
-
-    async def _read_tool_results(self) -> None:
-        assert self._redis is not None
-        last_id = "0-0"
-        while not self._closing:
-            try:
-                last_id, outcomes = await read_results(self._redis, self.session_id, last_id, 1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reading tool results failed (%s); retrying", exc)
-                await asyncio.sleep(0.5)
-                continue
-            for outcome in outcomes:
-                await self._apply_tool_result(
-                    outcome.call_id,
-                    outcome.content,
-                    outcome.is_error,
-                    source="worker",
-                    worker=outcome.worker,
-                    attempt=outcome.attempt,
-                )
-
-    async def _apply_tool_result(
-        self,
-        call_id: str,
-        content: str,
-        is_error: bool,
-        *,
-        source: str,
-        worker: str = "",
-        attempt: int = 1,
-    ) -> None:
-        """Give the model a result, once per call id (later duplicates are dropped)."""
-        pending = self._pending_tools.pop(call_id, None)
-        session = self._session
-        if session is None:
-            return
-        if pending is None and source != "client":
-            log.info("dropping a duplicate or late result for %s (from %s)", call_id, source)
-            return
-        await session.send_tool_result(s2s.ToolResult(call_id, content, is_error))
-        latency = time.time() - pending["started"] if pending else 0.0
-        name = pending["name"] if pending else ""
-        assert self._log is not None
-        self._log.publish(
-            "tool_result",
-            {
-                "call_id": call_id,
-                "name": name,
-                "content": content,
-                "is_error": is_error,
-                "source": source,
-                "worker": worker,
-                "attempt": attempt,
-                "latency_ms": round(latency * 1000, 1),
-            },
-        )
-        if pending is not None:
-            self._metrics.observe(
-                "s2s_tool_latency_seconds", latency, pool=pending["pool"], tool=name
-            )
-        self._save_soon()
-
     # -- state, lease, limits ----------------------------------------------------------------------
 
     def _save_soon(self) -> None:
@@ -398,9 +310,12 @@ class SessionActor:
             )
 
     async def _save_state(self) -> None:
-        self._snapshot_due = None
+        """Save what a replacement actor needs (also right after every applied tool result)."""
+        if self._snapshot_due is not None:
+            self._snapshot_due.cancel()
+            self._snapshot_due = None
         session, store, event_log = self._session, self._store, self._log
-        if session is None or store is None or event_log is None:
+        if session is None or store is None or event_log is None or self._tools is None:
             return
         continuation = session.snapshot()
         continuation.pending_audio = b""  # the replay covers turns, not half-said sentences
@@ -409,7 +324,8 @@ class SessionActor:
             {
                 "continuation": continuation.to_dict(),
                 "seq": event_log.seq,
-                "pending_tools": self._pending_tools,
+                "input_position": self._media.position if self._media else 0,
+                **self._tools.state(),
             },
         )
 
@@ -448,7 +364,7 @@ class SessionActor:
         if self._snapshot_due is not None:
             self._snapshot_due.cancel()
         if self._media is not None:
-            await self._media.close()
+            await self._media.close(reason)
         if self._session is not None:
             await self._session.close()
         self._tasks.cancel(spare_current=True)

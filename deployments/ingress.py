@@ -268,7 +268,8 @@ class Ingress:
         step = self.config.serve.max_frame_bytes
         received = time.time()
         for start in range(0, len(data), step):
-            await self.router.send(session_id, meta, "audio", data[start : start + step], received)
+            chunk = data[start : start + step]
+            await self.router.send(session_id, meta, "audio", chunk, received, confirm=True)
         return JSONResponse({"accepted_bytes": len(data)}, status_code=202)
 
     @app.post("/v1/sessions/{session_id}/text", status_code=202)
@@ -303,7 +304,8 @@ class Ingress:
             message = CONTROL.validate_python({**document, "type": kind})
         except ValidationError as exc:
             raise ApiError(400, "invalid_request", describe(exc)) from exc
-        await self.router.send(session_id, meta, *media_input(message))
+        kind, payload = media_input(message)
+        await self.router.send(session_id, meta, kind, payload, confirm=True)
         return JSONResponse({"accepted": kind}, status_code=202)
 
     @app.get("/v1/sessions/{session_id}/events")

@@ -5,12 +5,19 @@ drop a session's entries when the call ends (:meth:`SessionRouter.forget`) or wh
 full (least recently used first). Every Ray call it makes has a timeout, and the blocking ones
 (``ray.get_actor``, actor creation, ``ray.kill``) run in a small thread pool, never on the
 replica's event loop.
+
+Nothing the caller sent is lost when a channel fails. A channel that fails by itself (the actor
+died, was frozen or partitioned: its heartbeats stop; or it dropped) is recovered at once in the
+background: the actor is probed (``ping`` within :data:`PROBE_S`); one that does not answer is
+killed and replaced from its saved state, and the frames the old channel never got acknowledged
+are resent on the new one, where the actor's input positions drop what it already had.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +38,9 @@ from .errors import ApiError, error_for
 __all__ = ["BoundedCache", "SessionRouter"]
 
 log = logger.getChild("ingress")
+
+#: Seconds a suspect actor has to answer a ping before it is replaced.
+PROBE_S = 1.0
 
 
 class BoundedCache[K, V]:
@@ -84,7 +94,13 @@ class SessionRouter:
             cache_size, on_evict=lambda c: _close_later(c)
         )
         self._locks: BoundedCache[str, asyncio.Lock] = BoundedCache(cache_size)
+        #: Frames of a failed channel waiting for the next one (per session).
+        self._orphans: BoundedCache[str, list[bytes]] = BoundedCache(cache_size)
+        self._metas: BoundedCache[str, dict[str, Any]] = BoundedCache(cache_size)
+        self._recoveries: set[asyncio.Task[None]] = set()
         self._starts = asyncio.Semaphore(config.serve.max_concurrent_starts)
+        #: Recoveries done: (session id, seconds from the failure to a working channel).
+        self.recovered: list[tuple[str, float]] = []
 
     # -- Ray, off the event loop -----------------------------------------------------------------
 
@@ -173,7 +189,7 @@ class SessionRouter:
         if media is None:
             return None
         endpoint = Endpoint.from_dict(media)
-        client = MediaClient(endpoint)
+        client = self._client(session_id, endpoint)
         try:
             await client.connect()
         except ProviderConnectionError:
@@ -187,7 +203,13 @@ class SessionRouter:
         )
         return client
 
+    def _client(self, session_id: str, endpoint: Endpoint) -> MediaClient:
+        return MediaClient(endpoint, on_lost=lambda client, why: self._lost(session_id, why))
+
     async def channel(self, session_id: str, meta: dict[str, Any]) -> MediaClient:
+        """A working channel to the session's actor (a replacement's, if it died), carrying
+        first whatever a failed channel had not got acknowledged."""
+        self._metas.put(session_id, meta)
         lock = self._locks.get(session_id)
         if lock is None:
             lock = asyncio.Lock()
@@ -196,25 +218,97 @@ class SessionRouter:
             client = self._channels.get(session_id)
             if client is not None and client.connected:
                 return client
-            outside = await self.outside_channel(session_id)
-            if outside is not None:
-                self._channels.put(session_id, outside)
-                return outside
-            for attempt in range(2):
-                handle = await self.actor(session_id, meta)
-                try:
-                    endpoint = await self.call(handle, "media_endpoint")
-                    client = MediaClient(Endpoint.from_dict(endpoint))
-                    await client.connect()
-                except (RayActorError, ProviderConnectionError, TimeoutError) as exc:
-                    self._actors.pop(session_id)
-                    if attempt:
-                        raise error_for(exc) from exc
-                    await asyncio.sleep(0.2)
-                    continue
-                self._channels.put(session_id, client)
-                return client
+            carried = self._orphans.pop(session_id) or []
+            if client is not None:
+                carried += client.unacked()
+                self._channels.pop(session_id)
+            try:
+                client = await self._connect(session_id, meta)
+                await client.adopt(carried)
+            except BaseException:
+                if carried:
+                    self._orphans.put(session_id, carried)
+                raise
+            if carried:
+                log.info(
+                    "session %s: %d unacknowledged frames resent on a new channel",
+                    session_id,
+                    len(carried),
+                )
+            self._channels.put(session_id, client)
+            return client
+
+    async def _connect(self, session_id: str, meta: dict[str, Any]) -> MediaClient:
+        outside = await self.outside_channel(session_id)
+        if outside is not None:
+            return outside
+        for attempt in range(2):
+            handle = await self.actor(session_id, meta)
+            try:
+                endpoint = await self.call(handle, "media_endpoint")
+                client = self._client(session_id, Endpoint.from_dict(endpoint))
+                await client.connect()
+            except (RayActorError, ProviderConnectionError, TimeoutError) as exc:
+                self._actors.pop(session_id)
+                if attempt:
+                    raise error_for(exc) from exc
+                await asyncio.sleep(0.2)
+                continue
+            return client
         raise ApiError(503, "session_unavailable", "cannot reach the session", retry_after=1)
+
+    def _lost(self, session_id: str, reason: str) -> None:
+        """A channel failed by itself: recover it now, not at the caller's next frame."""
+        channel = self._channels.get(session_id)
+        if channel is not None and channel.bye is not None:
+            log.info("session %s: its actor closed the channel (%s)", session_id, channel.bye)
+            return
+        log.warning("session %s: media channel lost (%s); recovering", session_id, reason)
+        with contextlib.suppress(RuntimeError):
+            task = asyncio.get_running_loop().create_task(self._recover(session_id))
+            self._recoveries.add(task)
+            task.add_done_callback(self._recoveries.discard)
+
+    async def _recover(self, session_id: str) -> None:
+        began = time.monotonic()
+        try:
+            meta = await self.store.meta(session_id) or self._metas.get(session_id)
+            if meta is None or meta.get("status") in ENDED:
+                await self.forget(session_id)
+                return
+            handle = self._actors.get(session_id)
+            if handle is not None and not await self._answers(handle):
+                log.warning("session %s: its actor does not answer; replacing it", session_id)
+                self._actors.pop(session_id)
+                await self.kill(handle)
+            await self.channel(session_id, meta)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the caller's next frame tries again
+            log.warning("session %s: recovery failed: %r", session_id, exc)
+            return
+        took = time.monotonic() - began
+        self.recovered.append((session_id, took))
+        del self.recovered[:-100]
+        log.info("session %s: media channel recovered in %.2f s", session_id, took)
+
+    async def _answers(self, handle: SessionHandle) -> bool:
+        try:
+            return bool(await self.call(handle, "ping", within=PROBE_S))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+
+    def acked_position(self, session_id: str) -> int:
+        """The input position the session's channel last had acknowledged (0 if none)."""
+        channel = self._channels.get(session_id)
+        return channel.position if channel is not None else 0
+
+    async def input_position(self, session_id: str, meta: dict[str, Any]) -> int:
+        """The highest input position the session's actor has handed to the provider."""
+        channel = await self.channel(session_id, meta)
+        return channel.position
 
     async def send(
         self,
@@ -223,29 +317,59 @@ class SessionRouter:
         kind: str,
         payload: Any = None,
         received_at: float | None = None,
+        *,
+        position: int | None = None,
+        confirm: bool = False,
     ) -> None:
+        """Send one input to the session's actor; with ``confirm``, return once it is handled.
+
+        Raises ApiError 503 if the session cannot be reached (the frame is then kept for the
+        next channel only if it had been written).
+        """
         for attempt in range(2):
             channel = await self.channel(session_id, meta)
             try:
-                await channel.send(kind, payload, received_at)
-                return
-            except ProviderConnectionError:
-                self._channels.pop(session_id)
-                self._actors.pop(session_id)
+                number = await channel.send(kind, payload, received_at, position)
+            except ProviderConnectionError:  # closed before the frame was written: send again
                 if attempt:
                     raise ApiError(
                         503, "session_unavailable", "the session's channel dropped", retry_after=1
                     ) from None
+                continue
+            if confirm:
+                await self._confirm(session_id, meta, channel, number)
+            return
+
+    async def _confirm(
+        self, session_id: str, meta: dict[str, Any], channel: MediaClient, number: int
+    ) -> None:
+        """Wait until frame ``number`` is handled, following it to the next channel if this one
+        fails first (it is resent there, with everything else unacknowledged)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                try:
+                    await channel.wait_acked(number)
+                except ProviderConnectionError:
+                    channel = await self.channel(session_id, meta)
+                    await channel.wait_acked(channel.sent)
+        except (ProviderConnectionError, TimeoutError) as exc:
+            raise ApiError(
+                503, "session_unavailable", "the session did not confirm the input", retry_after=1
+            ) from exc
 
     async def forget(self, session_id: str) -> None:
         """Drop everything this replica holds for a session (its call ended)."""
         self._actors.pop(session_id)
         self._locks.pop(session_id)
+        self._orphans.pop(session_id)
+        self._metas.pop(session_id)
         channel = self._channels.pop(session_id)
         if channel is not None:
             await channel.close()
 
     async def aclose(self) -> None:
+        for task in list(self._recoveries):
+            task.cancel()
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()

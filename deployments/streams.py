@@ -4,6 +4,15 @@
 (replay log, then live pub/sub) out to the client, and the client's audio and control messages
 in to the session's actor over the router's media channel. A failure in either direction is
 logged with the session id and closes the socket with a code that says what happened.
+
+Input positions: every binary frame and every text message other than ``ping`` a client sends
+takes the next *input position* of the call (1, 2, ...). The socket's first message,
+``{"type": "stream_opened", "input_position": N, "last_seq": L}``, gives the highest position the
+model has received, so the client's next message is N + 1: a client that reconnects resends what
+it sent after N (the service drops positions it already has, so nothing is applied twice), and a
+client that does not care simply sends new input. ``{"type": "input_ack", "input_position": N}``
+follows at most every :data:`INPUT_ACK_S` while the position advances; a client may forget what
+it sent up to N.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ log = logger.getChild("ingress")
 
 #: An SSE comment this often keeps proxies and browsers from closing a quiet feed.
 SSE_KEEPALIVE_S = 15.0
+#: The most often an ``input_ack`` goes to a client.
+INPUT_ACK_S = 1.0
 
 
 class StreamRelay:
@@ -63,8 +74,21 @@ class StreamRelay:
     ) -> None:
         """Serve an accepted socket until the call ends or either side goes away."""
         ended = meta.get("status") in ENDED
+        position = 0
+        if not ended:
+            try:
+                position = await self.router.input_position(session_id, meta)
+            except ApiError as exc:
+                await self._failed(websocket, session_id, exc)
+                return
+        opened = {"type": "stream_opened", "input_position": position, "last_seq": last_seq}
+        await websocket.send_text(json.dumps(opened))
         outbound = asyncio.create_task(self._relay(websocket, session_id, last_seq))
-        inbound = None if ended else asyncio.create_task(self._receive(websocket, session_id, meta))
+        inbound = (
+            None
+            if ended
+            else asyncio.create_task(self._receive(websocket, session_id, meta, position))
+        )
         tasks = [t for t in (outbound, inbound) if t is not None]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -110,15 +134,26 @@ class StreamRelay:
                     await websocket.close(CLOSE_NORMAL, "session closed")
                     return
 
-    async def _receive(self, websocket: WebSocket, session_id: str, meta: dict[str, Any]) -> None:
+    async def _receive(
+        self, websocket: WebSocket, session_id: str, meta: dict[str, Any], position: int
+    ) -> None:
         audio_limit = self.config.serve.max_frame_bytes
         text_limit = self.config.serve.max_control_bytes
+        acked, ack_due = position, time.monotonic() + INPUT_ACK_S
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            if time.monotonic() >= ack_due:
+                ack_due = time.monotonic() + INPUT_ACK_S
+                channel_position = self.router.acked_position(session_id)
+                if channel_position > acked:
+                    acked = channel_position
+                    ack = {"type": "input_ack", "input_position": acked}
+                    await websocket.send_text(json.dumps(ack))
             data = message.get("bytes")
             if data is not None:
+                position += 1
                 if len(data) > audio_limit:
                     await websocket.close(
                         CLOSE_TOO_BIG,
@@ -133,7 +168,9 @@ class StreamRelay:
                     )
                     continue
                 if data:
-                    await self.router.send(session_id, meta, "audio", data, time.time())
+                    await self.router.send(
+                        session_id, meta, "audio", data, time.time(), position=position
+                    )
                 continue
             text = message.get("text")
             if text is not None:
@@ -142,22 +179,30 @@ class StreamRelay:
                         CLOSE_TOO_BIG, f"text frame over the {text_limit}-byte limit"
                     )
                     return
-                await self._control(websocket, session_id, meta, text)
+                position = await self._control(websocket, session_id, meta, text, position)
 
     async def _control(
-        self, websocket: WebSocket, session_id: str, meta: dict[str, Any], text: str
-    ) -> None:
+        self,
+        websocket: WebSocket,
+        session_id: str,
+        meta: dict[str, Any],
+        text: str,
+        position: int,
+    ) -> int:
+        """Handle one text message; returns the input position after it."""
         try:
             message = parse(CONTROL, text)
         except ApiError as error:
             await client_error(websocket, "invalid_message", error.message)
-            return
+            return position + 1
         match message:
             case PingMessage():
                 await websocket.send_text(json.dumps({"type": "pong"}))
+                return position
             case _:
                 kind, payload = media_input(message)
-                await self.router.send(session_id, meta, kind, payload)
+                await self.router.send(session_id, meta, kind, payload, position=position + 1)
+                return position + 1
 
     async def sse(self, session_id: str, after: int, audio: bool) -> AsyncIterator[str]:
         async with self.hub.subscribe(session_id, after) as envelopes:

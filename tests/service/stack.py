@@ -126,6 +126,13 @@ class Call:
     audio: bytearray = field(default_factory=bytearray)
     seqs: list[int] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: The stream's own messages (``stream_opened``, ``input_ack``), not events.
+    stream: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def input_position(self) -> int:
+        """The highest input position the service acknowledged on this socket so far."""
+        return max((m["input_position"] for m in self.stream), default=0)
 
     async def until(
         self, accept: Callable[[dict[str, Any]], bool], timeout: float = 20.0
@@ -145,6 +152,9 @@ class Call:
                     }
                 else:
                     event = json.loads(frame)
+                    if event["type"] in ("stream_opened", "input_ack"):
+                        self.stream.append(event)
+                        continue
                     if "seq" not in event:
                         self.errors.append(event)
                         continue

@@ -92,7 +92,7 @@ async def test_a_raw_client_with_a_good_hello_is_welcomed():
     async with asyncio.timeout(5):
         kind, info, sent_at = await read_frame(reader)
     assert kind == "welcome"
-    assert info == {"version": 1, "max_frame": 4 * 1024 * 1024}
+    assert info == {"version": 2, "max_frame": 4 * 1024 * 1024, "position": 0, "heartbeat_s": 0.5}
     assert sent_at > 0
     await hang_up(writer)
     await server.close()
@@ -365,3 +365,135 @@ async def test_nothing_listening_is_a_connection_error():
     client = MediaClient(Endpoint("127.0.0.1", 9, "t"))
     with pytest.raises(s2s.ProviderConnectionError, match="media channel"):
         await client.connect()
+
+
+# -- acknowledged input (protocol version 2) -------------------------------------------------------
+
+
+async def test_frames_are_acknowledged_and_the_position_advances():
+    received = Recorder()
+    server = MediaServer(received)
+    client = MediaClient(await server.start())
+    await client.connect()
+    numbers = [await client.send("audio", bytes([i]) * 4, position=i + 1) for i in range(5)]
+    await client.send("text", "no position")
+    async with asyncio.timeout(5):
+        await client.wait_acked(numbers[-1] + 1)
+    assert client.position == 5 and server.position == 5
+    assert client.unacked_bytes == 0 and client.unacked() == []
+    assert [p for _, p, _ in received.frames] == [bytes([i]) * 4 for i in range(5)] + [
+        "no position"
+    ]
+    await client.close()
+    await server.close()
+
+
+async def test_input_resent_on_a_new_channel_is_handled_once():
+    """A channel that dies with frames unacknowledged: the next one resends them; the actor
+    hands each position over once, in order."""
+    received = Recorder()
+    server = MediaServer(received)
+    endpoint = await server.start()
+    first = MediaClient(endpoint)
+    await first.connect()
+    for position in range(1, 6):
+        await first.send("audio", bytes([position]) * 2, position=position)
+    await received.until(5)
+    # Pretend no ack arrived: take every frame written as unacknowledged and resend it.
+    frames = [encode_frame("audio", bytes([p]) * 2, 0.0, p) for p in range(1, 6)]
+    await first.close()
+    second = MediaClient(endpoint)
+    await second.connect()
+    assert second.position == 5  # the welcome says how far the actor got
+    await second.adopt(frames)
+    number = await second.send("audio", b"\x06\x06", position=6)
+    async with asyncio.timeout(5):
+        await second.wait_acked(number)
+    assert [p for _, p, _ in received.frames] == [bytes([p]) * 2 for p in range(1, 7)]
+    assert server.duplicates == 5
+    await second.close()
+    await server.close()
+
+
+async def test_a_replacement_actor_takes_positions_above_its_saved_one():
+    received = Recorder()
+    server = MediaServer(received, position=40)
+    client = MediaClient(await server.start())
+    await client.connect()
+    for position in (39, 40, 44, 45):
+        number = await client.send("audio", b"\x00\x00", position=position)
+    async with asyncio.timeout(5):
+        await client.wait_acked(number)
+    assert len(received.frames) == 2 and server.position == 45
+    await client.close()
+    await server.close()
+
+
+async def test_an_idle_channel_is_kept_alive_by_heartbeats():
+    server = MediaServer(Recorder(), heartbeat_s=0.05)
+    lost: list[str] = []
+    client = MediaClient(await server.start(), on_lost=lambda c, reason: lost.append(reason))
+    await client.connect()
+    acks_before = client._progress
+    for _ in range(4):  # several heartbeats arrive with no input at all
+        acks_before.clear()
+        async with asyncio.timeout(5):
+            await acks_before.wait()
+    assert client.connected and lost == []
+    await client.close()
+    await server.close()
+    assert lost == []  # our own close is not a loss
+
+
+async def test_a_silent_actor_fails_the_channel_and_keeps_the_input(monkeypatch):
+    """A frozen actor (no heartbeat): the channel fails within LIVENESS_S and the frames it
+    never acknowledged are there to resend."""
+    monkeypatch.setattr("s2s.service.media_client.LIVENESS_S", 0.3)
+
+    async def frozen(reader, writer):
+        writer.write(encode_frame("welcome", {"version": 2, "position": 0}, 0.0))
+        await reader.read()  # reads everything, acknowledges nothing
+        writer.close()
+
+    silent = await asyncio.start_server(frozen, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    lost: list[str] = []
+    client = MediaClient(Endpoint("127.0.0.1", port, "t"), on_lost=lambda c, r: lost.append(r))
+    await client.connect()
+    for position in (1, 2, 3):
+        await client.send("audio", b"\x01\x02", position=position)
+    async with asyncio.timeout(5):
+        await client.closed.wait()
+    assert lost and "silent" in lost[0]
+    assert len(client.unacked()) == 3
+    with pytest.raises(s2s.ProviderConnectionError, match="silent"):
+        await client.send("audio", b"\x01\x02", position=4)  # refused: nothing written
+    await client.close()
+    silent.close()
+    await silent.wait_closed()
+
+
+async def test_a_bye_says_the_actor_closed_on_purpose():
+    server = MediaServer(Recorder())
+    lost: list[str] = []
+    client = MediaClient(await server.start(), on_lost=lambda c, r: lost.append(r))
+    await client.connect()
+    await server.close("session_ended")
+    async with asyncio.timeout(5):
+        await client.closed.wait()
+    assert client.bye == "session_ended" and "session_ended" in lost[0]
+    await client.close()
+
+
+async def test_malformed_positions_close_the_connection():
+    server = MediaServer(Recorder())
+    endpoint = await server.start()
+    reader, writer = await raw_connection(endpoint)
+    writer.write(encode_frame("hello", endpoint.token, 0))
+    await read_frame(reader)
+    writer.write(raw_frame(msgpack.packb(["audio", b"", 0.0, -3])))
+    async with asyncio.timeout(5):
+        frames = await read_until_closed(reader)
+    assert all(frame[0] == "ack" for frame in frames)
+    await hang_up(writer)
+    await server.close()

@@ -416,7 +416,7 @@ async def test_bad_input_gets_clear_errors(base, ws_base):
         assert len(call.errors) == 3 and all(e["type"] == "error" for e in call.errors)
         assert "played_ms" in call.errors[1]["error"]["message"]
         session_errors = [e for e in call.events if e["type"] == "error"]
-        assert "no tool call 'nope'" in session_errors[0]["error"]["message"]
+        assert "no pending client tool call" in session_errors[0]["error"]["message"]
         await call.ws.send(bytes(40000))  # over the 32000-byte limit
         with pytest.raises(ConnectionClosed) as closed:
             await call.until(lambda e: False)

@@ -1,29 +1,36 @@
-"""The media channel: ordered caller input from an ingress replica to a session actor.
+"""The media channel: ordered, acknowledged caller input from an ingress replica to a session actor.
 
 A Ray actor call costs about 1 ms of CPU (measured: ~0.5 ms in the caller plus ~0.5 ms in the
 actor), so one call per 20 ms audio frame would cost 0.05 core per call on its own. Instead each
 session actor listens on a TCP port and the replica keeps one connection per session: audio and
-control messages travel as length-prefixed msgpack frames, in the order the caller sent them,
-for a few microseconds each. Ray calls remain for the lifecycle (create, attach, close).
-
-Frame: 4-byte big-endian length, then msgpack ``[kind, payload, sent_at]`` (``kind`` a str,
-``sent_at`` a number).
+control messages travel as length-prefixed msgpack frames (:mod:`.media_wire`), in the order the
+caller sent them, for a few microseconds each. Ray calls remain for the lifecycle.
 
 Handshake: the replica's first frame must be ``["hello", token, 0]`` with the session's token
 (a str, compared in constant time). Until it is accepted a frame may be at most
 :data:`HELLO_MAX_FRAME` (512) bytes (a longer length prefix is refused before its body is read)
-and the hello must arrive within ``hello_timeout`` (2 s). The actor answers
-``["welcome", {"version": PROTOCOL_VERSION, "max_frame": MAX_FRAME}, ts]``; from then on frames
-may be up to :data:`MAX_FRAME` (4 MiB) and the actor writes nothing more. Otherwise it answers
-``["refused", reason, ts]`` (``"bad hello"``, ``"bad token"``, ``"frame too large"``,
-``"hello timeout"``, ``"too many connections"``) and closes the connection. An actor holds at
-most ``max_connections`` (8) connections, counting those still waiting for their hello; one more
-is refused at once. A frame that is too large, undecodable or of the wrong shape after the
-handshake closes that connection only. :meth:`MediaClient.connect` returns once welcomed and
-raises ProviderConnectionError (with the reason) if refused or not answered within 5 s.
+and the hello must arrive within ``hello_timeout`` (2 s). The actor answers ``["welcome",
+{"version", "max_frame", "position", "heartbeat_s"}, ts]``; from then on frames may be up to
+:data:`MAX_FRAME` (4 MiB). Otherwise it answers ``["refused", reason, ts]`` (``"bad hello"``,
+``"bad token"``, ``"frame too large"``, ``"hello timeout"``, ``"too many connections"``) and
+closes the connection. An actor holds at most ``max_connections`` (8) connections, counting those
+still waiting for their hello; one more is refused at once. A frame that is too large,
+undecodable or of the wrong shape after the handshake closes that connection only.
 
-Kinds: ``audio`` (bytes, PCM16 at the session rate), ``text`` (str), ``interrupt``, ``end_turn``,
-``playback`` ({item_id, played_ms}), ``tool_result`` ({call_id, content, is_error}), ``close``.
+Acknowledgement (version 2). Input from a caller's stream carries its *session input position*
+(1, 2, ... over the whole call, whichever replica or connection carried it). The actor hands a
+frame to the session only if its position is above the highest it has handed over (``position``;
+a replacement actor starts from its saved state's), so input resent after a failure is never
+applied twice; frames without a position are always applied. After handling frames the actor
+writes ``["ack", [handled, position], ts]`` (``handled``: frames handled on this connection,
+duplicates included), coalesced per event-loop turn, and at least every :data:`HEARTBEAT_S` as a
+heartbeat. Before it closes the channel on purpose it writes ``["bye", reason, ts]``. The replica
+keeps every frame until it is acknowledged and resends the rest on a new channel
+(:class:`~.media_client.MediaClient`).
+
+Kinds in: ``audio`` (bytes, PCM16 at the session rate), ``text`` (str), ``interrupt``,
+``end_turn``, ``playback`` ({item_id, played_ms}), ``tool_result`` ({call_id, content,
+is_error}), ``close``.
 """
 
 from __future__ import annotations
@@ -32,28 +39,30 @@ import asyncio
 import contextlib
 import hmac
 import secrets
-import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
-from ..errors import ProviderConnectionError
 from ..log import logger
+from .media_wire import (
+    HEARTBEAT_S,
+    HELLO_MAX_FRAME,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    Endpoint,
+    FrameError,
+    FrameTooLarge,
+    encode_frame,
+    read_frame,
+    tune_socket,
+)
 
 __all__ = ["Endpoint", "MediaClient", "MediaServer", "encode_frame"]
 
 log = logger.getChild("media")
 
-_HEADER = struct.Struct(">I")
-MAX_FRAME = 4 * 1024 * 1024
-#: The largest frame accepted before the hello is (a hello is about 50 bytes).
-HELLO_MAX_FRAME = 512
 HELLO_TIMEOUT = 2.0
 MAX_CONNECTIONS = 8
-PROTOCOL_VERSION = 1
 KINDS = frozenset({"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "close"})
 
 #: After a refusal, wait at most this long (reading at most _REFUSE_DISCARD bytes) for the peer
@@ -64,60 +73,24 @@ _REFUSE_DISCARD = 64 * 1024
 Handler = Callable[[str, Any, float], Awaitable[None]]
 
 
-class _FrameError(ValueError):
-    """A frame the protocol does not allow (its message never quotes the frame's content)."""
+class _Connection:
+    """One replica's connection: what it has handled, and its acks."""
 
+    __slots__ = ("ack_due", "handled", "writer")
 
-class _FrameTooLarge(_FrameError):
-    """A length prefix over the limit (the body was not read)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    host: str
-    port: int
-    token: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "token": self.token}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Endpoint:
-        return cls(str(data["host"]), int(data["port"]), str(data["token"]))
-
-
-def encode_frame(kind: str, payload: Any = None, sent_at: float | None = None) -> bytes:
-    body = bytes(
-        msgpack.packb(
-            [kind, payload, time.time() if sent_at is None else sent_at], use_bin_type=True
-        )
-    )
-    return _HEADER.pack(len(body)) + body
-
-
-async def _read_frame(reader: asyncio.StreamReader, limit: int) -> tuple[str, Any, float]:
-    """Read one frame; raises _FrameError if it is malformed or over ``limit`` bytes."""
-    (length,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    if length > limit:
-        raise _FrameTooLarge(f"a {length} byte frame is over the {limit} byte limit")
-    body = await reader.readexactly(length)
-    try:
-        frame = msgpack.unpackb(body, raw=False)
-    except Exception as exc:
-        raise _FrameError(f"undecodable frame ({type(exc).__name__})") from None
-    if not (isinstance(frame, list) and len(frame) == 3 and isinstance(frame[0], str)):
-        raise _FrameError("malformed frame")
-    kind, payload, sent_at = frame
-    if isinstance(sent_at, bool) or not isinstance(sent_at, int | float):
-        raise _FrameError("malformed frame")
-    return kind, payload, float(sent_at)
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.handled = 0
+        self.ack_due = False
 
 
 class MediaServer:
     """The actor side: accepts replica connections and hands each frame to ``handler`` in order.
 
-    ``max_connections`` caps the connections held at once (authenticated or awaiting their
-    hello); ``hello_timeout`` is how long a new connection has to send its hello.
+    ``position`` is the highest session input position handed to ``handler`` so far (a
+    replacement actor passes its saved one); frames at or below it are acknowledged but not
+    handled again. ``max_connections`` caps the connections held at once (authenticated or
+    awaiting their hello); ``hello_timeout`` is how long a new connection has to send its hello.
     """
 
     def __init__(
@@ -127,24 +100,36 @@ class MediaServer:
         *,
         max_connections: int = MAX_CONNECTIONS,
         hello_timeout: float = HELLO_TIMEOUT,
+        position: int = 0,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self._handler = handler
         self._host = host
         self._token = secrets.token_urlsafe(24)
         self._max_connections = max_connections
         self._hello_timeout = hello_timeout
+        self._heartbeat_s = heartbeat_s
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._live: set[_Connection] = set()
         self._held = 0
+        self.position = position
+        #: Frames received again after a resend (already handled): dropped, counted.
+        self.duplicates = 0
 
     async def start(self) -> Endpoint:
         self._server = await asyncio.start_server(self._serve, self._host, 0)
         port = self._server.sockets[0].getsockname()[1]
         return Endpoint(self._host, port, self._token)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "") -> None:
+        """Close every connection (after a ``bye`` with ``reason``, if given) and stop."""
         if self._server is not None:
             self._server.close()
+            if reason:
+                for connection in self._live:
+                    with contextlib.suppress(Exception):
+                        connection.writer.write(encode_frame("bye", reason[:200]))
             # Close every connection, and end their tasks (but not ours, if a handler calls this).
             current = asyncio.current_task()
             others = [task for task in self._connections if task is not current]
@@ -162,6 +147,7 @@ class MediaServer:
         assert task is not None
         self._connections[task] = writer
         peer = writer.get_extra_info("peername")
+        tune_socket(writer)
         try:
             if self._held >= self._max_connections:
                 log.warning("media connection from %s refused: too many connections", peer)
@@ -186,35 +172,75 @@ class MediaServer:
     async def _session(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
     ) -> None:
-        """Check the hello, answer it, then hand every frame to the handler until EOF."""
+        """Check the hello, answer it, then hand every new frame to the handler until EOF."""
         reason = await self._check_hello(reader)
         if reason is not None:
             log.warning("media connection from %s refused: %s", peer, reason)
             await _refuse(reader, writer, reason)
             return
-        info = {"version": PROTOCOL_VERSION, "max_frame": MAX_FRAME}
+        info = {
+            "version": PROTOCOL_VERSION,
+            "max_frame": MAX_FRAME,
+            "position": self.position,
+            "heartbeat_s": self._heartbeat_s,
+        }
         writer.write(encode_frame("welcome", info, time.time()))
+        connection = _Connection(writer)
+        self._live.add(connection)
+        heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(connection))
+        try:
+            await self._receive(reader, connection, peer)
+        finally:
+            self._live.discard(connection)
+            heartbeat.cancel()
+
+    async def _receive(
+        self, reader: asyncio.StreamReader, connection: _Connection, peer: object
+    ) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                kind, payload, sent_at = await _read_frame(reader, MAX_FRAME)
-            except _FrameError as exc:
+                frame = await read_frame(reader, MAX_FRAME)
+            except FrameError as exc:
                 log.warning("media connection from %s dropped: %s", peer, exc)
                 return
-            await self._handler(kind, payload, sent_at)
+            position = frame.position
+            if position is None or position > self.position:
+                if position is not None:
+                    self.position = position
+                await self._handler(frame.kind, frame.payload, frame.sent_at)
+            else:
+                self.duplicates += 1
+            connection.handled += 1
+            if not connection.ack_due:
+                connection.ack_due = True
+                loop.call_soon(self._ack, connection)
+
+    def _ack(self, connection: _Connection) -> None:
+        connection.ack_due = False
+        writer = connection.writer
+        if not writer.is_closing():
+            writer.write(encode_frame("ack", [connection.handled, self.position]))
+
+    async def _heartbeat(self, connection: _Connection) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            self._ack(connection)
 
     async def _check_hello(self, reader: asyncio.StreamReader) -> str | None:
         """None for a good hello, else the reason to refuse it."""
         try:
             async with asyncio.timeout(self._hello_timeout):
-                kind, token, _ = await _read_frame(reader, HELLO_MAX_FRAME)
+                frame = await read_frame(reader, HELLO_MAX_FRAME)
         except TimeoutError:
             return "hello timeout"
-        except _FrameTooLarge:
+        except FrameTooLarge:
             return "frame too large"
-        except _FrameError:
+        except FrameError:
             return "bad hello"
-        if kind != "hello":
+        if frame.kind != "hello":
             return "bad hello"
+        token = frame.payload
         if not isinstance(token, str) or not hmac.compare_digest(
             token.encode(), self._token.encode()
         ):
@@ -233,100 +259,4 @@ async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, re
                 discarded += len(chunk)
 
 
-class MediaClient:
-    """The replica side: one connection to one session actor."""
-
-    #: Wait for the socket to drain once this much is buffered (backpressure on a slow actor).
-    HIGH_WATER = 256 * 1024
-    #: Seconds to connect and get the actor's welcome.
-    CONNECT_TIMEOUT = 5.0
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self._writer: asyncio.StreamWriter | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self.closed = asyncio.Event()
-
-    @property
-    def connected(self) -> bool:
-        return (
-            self._writer is not None and not self._writer.is_closing() and not self.closed.is_set()
-        )
-
-    async def connect(self) -> None:
-        """Connect and say hello; returns once the actor welcomed us.
-
-        Raises ProviderConnectionError if the actor cannot be reached, refuses the hello (the
-        message gives its reason) or does not answer within CONNECT_TIMEOUT seconds.
-        """
-        where = f"the session's media channel at {self.endpoint.host}:{self.endpoint.port}"
-        deadline = asyncio.get_running_loop().time() + self.CONNECT_TIMEOUT
-        try:
-            async with asyncio.timeout_at(deadline):
-                reader, writer = await asyncio.open_connection(
-                    self.endpoint.host, self.endpoint.port
-                )
-        except (OSError, TimeoutError) as exc:
-            raise ProviderConnectionError(f"cannot reach {where}") from exc
-        try:
-            await self._hello(reader, writer, where, deadline)
-        except BaseException:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            raise
-        self._writer = writer
-        self._watcher = asyncio.get_running_loop().create_task(self._watch(reader))
-
-    async def _hello(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        where: str,
-        deadline: float,
-    ) -> None:
-        try:
-            async with asyncio.timeout_at(deadline):
-                writer.write(encode_frame("hello", self.endpoint.token, 0.0))
-                kind, info, _ = await _read_frame(reader, HELLO_MAX_FRAME)
-        except TimeoutError as exc:
-            raise ProviderConnectionError(
-                f"{where} did not answer the hello within {self.CONNECT_TIMEOUT:g} s"
-            ) from exc
-        except (OSError, EOFError, ValueError) as exc:
-            raise ProviderConnectionError(f"{where} closed without a welcome") from exc
-        if kind == "refused":
-            reason = info if isinstance(info, str) else "no reason given"
-            raise ProviderConnectionError(f"{where} refused the connection: {reason[:200]}")
-        if kind != "welcome":
-            raise ProviderConnectionError(f"{where} answered the hello with {kind[:40]!r}")
-
-    async def _watch(self, reader: asyncio.StreamReader) -> None:
-        """After its welcome the actor writes nothing: EOF means it closed the channel or died."""
-        with contextlib.suppress(Exception):
-            while await reader.read(65536):
-                pass
-        self.closed.set()
-
-    async def send(self, kind: str, payload: Any = None, sent_at: float | None = None) -> None:
-        """Queue one frame; raises ProviderConnectionError if the channel is gone."""
-        writer = self._writer
-        if writer is None or writer.is_closing() or self.closed.is_set():
-            raise ProviderConnectionError("the session's media channel is closed")
-        writer.write(encode_frame(kind, payload, sent_at))
-        transport = writer.transport
-        if transport.get_write_buffer_size() > self.HIGH_WATER:
-            try:
-                await writer.drain()
-            except ConnectionError as exc:
-                raise ProviderConnectionError("the session's media channel dropped") from exc
-
-    async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-        self.closed.set()
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-            self._writer = None
+from .media_client import MediaClient  # noqa: E402  (re-exported; it imports the wire only)
