@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -129,8 +130,11 @@ class SessionActor:
             self._on_media,
             media_host(self.service),
             position=int((saved or {}).get("input_position", 0)),
+            still_current=self._still_current,
+            superseded=self._retire,
         )
         self._endpoint = await self._media.start()
+        await self._store.claim(self.session_id, self._endpoint.token)
         self._log.publish(
             "session_started",
             {
@@ -175,6 +179,31 @@ class SessionActor:
                 failure = S2SError(f"the session's {name} failed: {type(exc).__name__}")
                 await self._end("internal_error", failure)
 
+    async def _still_current(self) -> bool:
+        """Whether this actor still owns the call (no ingress revoked it to replace it)."""
+        assert self._store is not None
+        owner = await self._store.owner(self.session_id)
+        return owner is None or self._endpoint is None or owner == self._endpoint.token
+
+    async def _retire(self) -> None:
+        """A replacement has taken the call (this actor was frozen meanwhile): stop without a
+        word, so nothing it does now reaches the call (no events, no release of its slot)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._close_reason = "superseded"
+        log.warning("session actor superseded by a replacement; exiting quietly")
+        if self._log is not None:
+            self._log.silence()
+        if self._media is not None:
+            await self._media.close()
+        self._tasks.cancel(spare_current=True)
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()
+        self._closed.set()
+        _exit_actor()
+
     async def _lease(self) -> None:
         assert self._store is not None
         endpoint = self._endpoint.to_dict() if self._endpoint else None
@@ -199,6 +228,8 @@ class SessionActor:
             "idle_s": round(time.monotonic() - self._last_input, 1),
             "pending_tool_calls": sorted(self._tools.pending) if self._tools else [],
             "input_position": self._media.position if self._media else 0,
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "audio_in_s": round(session.stats.audio_in_ms / 1000, 2) if session else 0.0,
             "audio_out_s": round(session.stats.audio_out_ms / 1000, 2) if session else 0.0,
             "resumptions": session.stats.resumptions if session else 0,
@@ -343,6 +374,9 @@ class SessionActor:
                 self._tasks.spawn(self._end("max_duration", None))
                 return
             try:
+                if not await self._still_current():
+                    self._tasks.spawn(self._retire())
+                    return
                 await self._lease()
                 await self._metrics.flush(self._redis)
             except Exception as exc:  # Redis hiccup: the next round renews the lease

@@ -280,6 +280,7 @@ class SessionRouter:
             if handle is not None and not await self._answers(handle):
                 log.warning("session %s: its actor does not answer; replacing it", session_id)
                 self._actors.pop(session_id)
+                await self.store.revoke(session_id)  # fenced off, should it wake up
                 await self.kill(handle)
             await self.channel(session_id, meta)
         except asyncio.CancelledError:

@@ -50,6 +50,12 @@ def session_meta(session_id: str) -> str:
     return f"{PREFIX}:{{{session_id}}}:meta"
 
 
+def session_owner(session_id: str) -> str:
+    """The media token of the actor that owns the call now (``-`` once an ingress revoked it to
+    replace a silent actor): a frozen actor that wakes up finds it is not the owner any more."""
+    return f"s2s:session:{session_id}:owner"
+
+
 def session_media(session_id: str) -> str:
     """Where the live actor's media channel listens (msgpack; expires with the actor's lease).
 

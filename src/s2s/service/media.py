@@ -28,6 +28,12 @@ heartbeat. Before it closes the channel on purpose it writes ``["bye", reason, t
 keeps every frame until it is acknowledged and resends the rest on a new channel
 (:class:`~.media_client.MediaClient`).
 
+Fencing. A replica that gives up on a silent actor replaces it; if the old one was only frozen
+(SIGSTOP, a stalled VM) it may wake up with frames still in its socket. So before handing over a
+frame older than :data:`~.media_wire.LIVENESS_S`, or after its own timers ran that late, the
+server asks ``still_current()`` (the actor checks that the session's advertised endpoint is
+still its own) and, if not, hands nothing more over and calls ``superseded()``.
+
 Kinds in: ``audio`` (bytes, PCM16 at the session rate), ``text`` (str), ``interrupt``,
 ``end_turn``, ``playback`` ({item_id, played_ms}), ``tool_result`` ({call_id, content,
 is_error}), ``close``.
@@ -40,13 +46,14 @@ import contextlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..log import logger
 from .media_wire import (
     HEARTBEAT_S,
     HELLO_MAX_FRAME,
+    LIVENESS_S,
     MAX_FRAME,
     PROTOCOL_VERSION,
     Endpoint,
@@ -71,6 +78,7 @@ _REFUSE_LINGER = 1.0
 _REFUSE_DISCARD = 64 * 1024
 
 Handler = Callable[[str, Any, float], Awaitable[None]]
+Check = Callable[[], Awaitable[bool]]
 
 
 class _Connection:
@@ -102,6 +110,8 @@ class MediaServer:
         hello_timeout: float = HELLO_TIMEOUT,
         position: int = 0,
         heartbeat_s: float = HEARTBEAT_S,
+        still_current: Check | None = None,
+        superseded: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -116,14 +126,56 @@ class MediaServer:
         self.position = position
         #: Frames received again after a resend (already handled): dropped, counted.
         self.duplicates = 0
+        self._still_current = still_current
+        self._superseded = superseded
+        self._checked_at = 0.0
+        self._fenced = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> Endpoint:
         self._server = await asyncio.start_server(self._serve, self._host, 0)
         port = self._server.sockets[0].getsockname()[1]
+        if self._still_current is not None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_clock())
         return Endpoint(self._host, port, self._token)
+
+    async def _watch_clock(self) -> None:
+        """Notice having been frozen: the timer fires much later than it was set for."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self._heartbeat_s
+            await asyncio.sleep(self._heartbeat_s)
+            if loop.time() - due > LIVENESS_S and not await self._current():
+                return
+
+    async def _current(self) -> bool:
+        """False (and ``superseded()`` called, once) if another actor has taken the session."""
+        if self._fenced:
+            return False
+        if self._still_current is None:
+            return True
+        current = True
+        for attempt in range(3):  # a process that was frozen sees its old timeouts fire at once
+            try:
+                current = await self._still_current()
+                break
+            except Exception as exc:
+                if attempt == 2:  # cannot tell: keep the call going
+                    log.warning("cannot check whether this actor still owns the session: %r", exc)
+                    return True
+                await asyncio.sleep(0.1)
+        self._checked_at = time.monotonic()
+        if not current:
+            self._fenced = True
+            log.warning("another actor has taken over this session; handing nothing more over")
+            if self._superseded is not None:
+                asyncio.get_running_loop().create_task(self._superseded())
+        return current
 
     async def close(self, reason: str = "") -> None:
         """Close every connection (after a ``bye`` with ``reason``, if given) and stop."""
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
         if self._server is not None:
             self._server.close()
             if reason:
@@ -203,6 +255,13 @@ class MediaServer:
                 frame = await read_frame(reader, MAX_FRAME)
             except FrameError as exc:
                 log.warning("media connection from %s dropped: %s", peer, exc)
+                return
+            if (
+                self._still_current is not None
+                and time.time() - frame.sent_at > LIVENESS_S
+                and time.monotonic() - self._checked_at > 1.0
+                and not await self._current()
+            ) or self._fenced:
                 return
             position = frame.position
             if position is None or position > self.position:

@@ -108,6 +108,19 @@ class SessionStore:
             pipe.delete(keys.session_media(session_id))
             await pipe.execute()
 
+    async def claim(self, session_id: str, token: str) -> None:
+        """Make the actor with media ``token`` the call's owner (a replacement takes over)."""
+        await self._redis.set(keys.session_owner(session_id), token, ex=self._ttl_s)
+
+    async def revoke(self, session_id: str) -> None:
+        """No actor owns the call until a replacement claims it (the old one is fenced off)."""
+        await self._redis.set(keys.session_owner(session_id), "-", ex=self._ttl_s)
+
+    async def owner(self, session_id: str) -> str | None:
+        """The owning actor's media token, ``-`` if revoked, None if never claimed."""
+        value = await self._redis.get(keys.session_owner(session_id))
+        return None if value is None else _text(value)
+
     async def advertised_media(self, session_id: str) -> dict[str, Any] | None:
         """The media channel a live actor advertises (None once its lease has run out)."""
         value = _unpack(await self._redis.get(keys.session_media(session_id)))
