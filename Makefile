@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench k8s venv clean
+.PHONY: demo test lint typecheck unit faults soak bench k8s venv clean
 
 demo: venv  ## the whole stack on embedded defaults, and a demo call through it
 	$(BIN)/s2s up
@@ -19,6 +19,13 @@ typecheck: venv
 
 unit: venv  ## the fast tests only (no subprocesses or servers beyond loopback emulators)
 	$(BIN)/pytest tests/unit
+
+faults: venv  ## the fault matrix only: actors killed and frozen, nodes lost, Redis paused and restarted
+	$(BIN)/pytest -m fault -s
+
+soak: venv  ## 20 real-time calls for 10 minutes, a fault every 30 s (SOAK_MINUTES, SOAK_CALLS)
+	S2S_SOAK_MINUTES=$(or $(SOAK_MINUTES),10) S2S_SOAK_CALLS=$(or $(SOAK_CALLS),20) \
+		$(BIN)/pytest tests/service/test_soak.py -s
 
 bench: venv  ## concurrent real-time sessions through the service vs a direct floor
 	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30,40,50 --seconds 20 --ingress direct --output docs/benchmarks.md

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from s2s.service.config import ServiceConfig
 
@@ -29,7 +30,17 @@ _remote: Any = ray.remote
 RemoteSessionActor: Any = _remote(num_cpus=0, max_restarts=0, max_concurrency=1000)(SessionActor)
 
 
-def get_or_create(spec: SessionSpec, service: ServiceConfig) -> SessionHandle:
+def get_or_create(
+    spec: SessionSpec, service: ServiceConfig, avoid_node: str | None = None
+) -> SessionHandle:
+    """The session's actor, created if it does not exist (on another node than ``avoid_node``
+    if one has a free slot: a replacement must not land on the node that just failed, which
+    Ray still counts as alive for several seconds)."""
+    options: dict[str, Any] = {}
+    if avoid_node is not None:
+        target = node_with_free_slot(service.sessions.resource, avoid_node)
+        if target is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(target, soft=True)
     return RemoteSessionActor.options(
         name=ray_actor_name(spec.session_id),
         namespace=service.sessions.namespace,
@@ -37,7 +48,21 @@ def get_or_create(spec: SessionSpec, service: ServiceConfig) -> SessionHandle:
         get_if_exists=True,
         num_cpus=0,
         resources={service.sessions.resource: 1},
+        **options,
     ).remote(spec.session_id, spec.to_dict(), service.model_dump())
+
+
+def node_with_free_slot(resource: str, avoid_node: str) -> str | None:
+    """The node other than ``avoid_node`` with the most free session slots, or None."""
+    from ray._private.state import available_resources_per_node
+
+    free = {
+        node: slots.get(resource, 0.0)
+        for node, slots in available_resources_per_node().items()  # type: ignore[no-untyped-call]
+        if node != avoid_node
+    }
+    best = max(free, key=lambda node: free[node], default=None)
+    return best if best is not None and free[best] >= 1 else None
 
 
 def lookup(session_id: str, service: ServiceConfig) -> SessionHandle | None:

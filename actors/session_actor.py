@@ -27,7 +27,7 @@ import ray
 import s2s
 from s2s.errors import InvalidInputError, S2SError, SessionClosedError
 from s2s.events import EventType, SessionEvent
-from s2s.log import logger, session_id_var
+from s2s.log import configure_process_logging, logger, session_id_var
 from s2s.service.config import ServiceConfig
 from s2s.service.eventlog import EventLog, last_seq, read_log
 from s2s.service.media import Endpoint, MediaServer
@@ -51,6 +51,7 @@ class SessionActor:
     """The body of the session actor (wrapped with ``ray.remote`` in :mod:`actors.handles`)."""
 
     def __init__(self, session_id: str, spec: dict[str, Any], service: dict[str, Any]) -> None:
+        configure_process_logging(session_id=session_id)
         self.session_id = session_id
         self.spec = SessionSpec.from_dict(spec)
         self.service = ServiceConfig.model_validate(service)
@@ -72,6 +73,8 @@ class SessionActor:
         self._metrics = Metrics()
         self._snapshot_due: asyncio.TimerHandle | None = None
         self._close_reason = ""
+        #: The Ray node this actor runs on ("" outside Ray, e.g. in unit tests).
+        self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
     # -- lifecycle (Ray methods) -----------------------------------------------------------------
 
@@ -206,7 +209,9 @@ class SessionActor:
 
     async def _lease(self) -> None:
         assert self._store is not None
-        endpoint = self._endpoint.to_dict() if self._endpoint else None
+        endpoint = None
+        if self._endpoint is not None:
+            endpoint = {**self._endpoint.to_dict(), "node_id": self._node_id}
         await self._store.lease(self.session_id, LEASE_S, endpoint, tenant=self.spec.tenant)
 
     async def media_endpoint(self) -> dict[str, Any]:
@@ -229,7 +234,7 @@ class SessionActor:
             "pending_tool_calls": sorted(self._tools.pending) if self._tools else [],
             "input_position": self._media.position if self._media else 0,
             "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_id": self._node_id,
             "audio_in_s": round(session.stats.audio_in_ms / 1000, 2) if session else 0.0,
             "audio_out_s": round(session.stats.audio_out_ms / 1000, 2) if session else 0.0,
             "resumptions": session.stats.resumptions if session else 0,

@@ -12,6 +12,17 @@ binary = caller audio (PCM16 at the session's rate); text = one JSON control mes
 control message gets ``{"type": "error", "error": {"code", "message"}}`` (no ``seq``) and the
 call goes on.
 
+Resuming without loss, in both directions (messages without ``seq``, not events):
+
+* The socket's first message is ``{"type": "stream_opened", "input_position": N,
+  "last_seq": L}``. Events follow from ``L + 1`` (``?last_seq=L`` on the URL; 0 for all).
+* Every binary frame and every text message other than ``ping`` the client sends takes the next
+  *input position* (1, 2, ...; counted over the whole call, across reconnects). ``N`` is the
+  highest position the model has received, so after a reconnect the client resends whatever it
+  sent after ``N`` (positions already received are dropped, so nothing is applied twice).
+* ``{"type": "input_ack", "input_position": N}`` arrives at most once a second while ``N``
+  advances: the client may forget what it sent up to ``N`` (keep the rest, a few seconds).
+
 Refusals before the socket opens are HTTP errors (``{"error": {"code", "message"}}``): 400 for a
 malformed session id or ``last_seq`` (a non-negative integer below 2**63), 401 for a missing,
 unknown or non-ASCII key, 404 for a session that does not exist or belongs to another tenant.
@@ -19,7 +30,12 @@ A server that cannot send an HTTP denial closes right after accepting with 4400 
 Close codes afterwards: 1000 the call ended (after ``session_closed``), 1009 a frame over
 ``serve.max_frame_bytes`` (audio) or ``serve.max_control_bytes`` (text; the proxy's frame
 parser refuses larger ones before buffering them), 4503 the session became unreachable
-(reconnect with ``last_seq``), 1011 an internal error (logged with the session id).
+(reconnect with ``last_seq``), 4408 the client fell behind its events by more than
+``serve.max_outbound_bytes`` or did not read for ``serve.max_send_stall_s`` (reconnect with
+``last_seq``; a client that reads nothing at all just sees the connection end, 1006), 1011 an
+internal error (logged with the session id). A client that sees any code but 1000, 1009 or
+4400-4404 reconnects (with backoff) and resumes as above: that also covers an ingress replica
+going away (redeploy, scale-down, a lost node).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from ray import serve
 from redis.exceptions import RedisError
 
 import s2s
-from s2s.log import logger
+from s2s.log import configure_process_logging, logger
 from s2s.service import keys as redis_keys
 from s2s.service.config import ServiceConfig
 from s2s.service.metrics import Metrics
@@ -54,9 +54,11 @@ from .api import (
 from .creation import SessionCreator
 from .errors import ApiError, describe
 from .router import SessionRouter
+from .serve_drain import replica_draining
 from .streams import StreamRelay
 from .tenancy import Authenticator, Principal
 from .web import (
+    CLOSE_RESTARTING,
     SESSION_ID,
     close_code_for,
     deny,
@@ -69,6 +71,10 @@ from .web import (
 __all__ = ["Ingress", "app"]
 
 log = logger.getChild("ingress")
+
+#: How often a replica checks whether Serve has begun stopping it.
+DRAIN_POLL_S = 0.5
+RESTARTING_REASON = "server restarting: reconnect and resume"
 
 app = FastAPI(
     title="s2s",
@@ -105,6 +111,7 @@ class Ingress:
     """Routes calls to their session actors. Configured from the service config (a dict)."""
 
     def __init__(self, service: dict[str, Any]) -> None:
+        configure_process_logging()
         self.config = ServiceConfig.model_validate(service)
         if self.config.redis.url == "embedded":
             raise s2s.ConfigurationError("the ingress needs a real redis.url, not 'embedded'")
@@ -121,6 +128,7 @@ class Ingress:
         )
         self.tools = ToolRegistry([t for registry in self.pools.values() for t in registry])
         self._flusher: asyncio.Task[None] | None = None
+        self._drain_watch: asyncio.Task[None] | None = None
         self.creator = SessionCreator(
             self.config,
             self.auth,
@@ -134,8 +142,9 @@ class Ingress:
 
     async def aclose(self) -> None:
         """Drop this replica's channels and Redis connections (the actors keep their calls)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
+        for task in (self._flusher, self._drain_watch):
+            if task is not None:
+                task.cancel()
         await self.router.aclose()
         await self.hub.close()
         with contextlib.suppress(Exception):
@@ -163,6 +172,22 @@ class Ingress:
     def _start_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_metrics())
+        if self._drain_watch is None or self._drain_watch.done():
+            self._drain_watch = asyncio.get_running_loop().create_task(self._watch_drain())
+
+    async def _watch_drain(self) -> None:
+        """Once Serve begins stopping this replica, close its stream sockets with 1012 so the
+        clients reconnect to another replica and resume at once (not after the grace period)."""
+        while not replica_draining():  # noqa: ASYNC110 - a flag Serve sets, no event to wait on
+            await asyncio.sleep(DRAIN_POLL_S)
+        log.warning(
+            "this replica is stopping; telling %d stream client(s) to reconnect",
+            self.streams.open_sockets,
+        )
+        while True:  # sockets opened meanwhile (routed before the stop) go the same way
+            with contextlib.suppress(Exception):
+                await self.streams.close_all(CLOSE_RESTARTING, RESTARTING_REASON)
+            await asyncio.sleep(DRAIN_POLL_S)
 
     async def _flush_metrics(self) -> None:
         while True:

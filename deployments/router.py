@@ -97,6 +97,8 @@ class SessionRouter:
         #: Frames of a failed channel waiting for the next one (per session).
         self._orphans: BoundedCache[str, list[bytes]] = BoundedCache(cache_size)
         self._metas: BoundedCache[str, dict[str, Any]] = BoundedCache(cache_size)
+        #: The node a session's failed actor ran on: its replacement goes elsewhere.
+        self._avoid: BoundedCache[str, str] = BoundedCache(cache_size)
         self._recoveries: set[asyncio.Task[None]] = set()
         self._starts = asyncio.Semaphore(config.serve.max_concurrent_starts)
         #: Recoveries done: (session id, seconds from the failure to a working channel).
@@ -125,7 +127,7 @@ class SessionRouter:
         ref = getattr(handle, method).remote(*args)
         return await asyncio.wait_for(ref, within or self.timeout)
 
-    async def start(self, spec: SessionSpec) -> dict[str, Any]:
+    async def start(self, spec: SessionSpec, avoid_node: str | None = None) -> dict[str, Any]:
         """Create (or join) the session's actor and start it, bounded by ``start_timeout_s``.
 
         At most ``serve.max_concurrent_starts`` run at once; the wait counts against the
@@ -135,7 +137,7 @@ class SessionRouter:
         handle: SessionHandle | None = None
         try:
             async with asyncio.timeout(self.config.serve.start_timeout_s), self._starts:
-                created = await self.run_blocking(get_or_create, spec, self.config)
+                created = await self.run_blocking(get_or_create, spec, self.config, avoid_node)
                 handle = created
                 info: dict[str, Any] = await created.start.remote()
         except BaseException as exc:
@@ -170,7 +172,7 @@ class SessionRouter:
         log.warning(
             "session %s has no actor; starting a replacement from its saved state", session_id
         )
-        await self.start(SessionSpec.from_dict(meta["spec"]))
+        await self.start(SessionSpec.from_dict(meta["spec"]), self._avoid.pop(session_id))
         handle = self._actors.get(session_id)
         assert handle is not None
         return handle
@@ -280,6 +282,9 @@ class SessionRouter:
             if handle is not None and not await self._answers(handle):
                 log.warning("session %s: its actor does not answer; replacing it", session_id)
                 self._actors.pop(session_id)
+                media = await self.store.advertised_media(session_id)
+                if media is not None and media.get("node_id"):
+                    self._avoid.put(session_id, str(media["node_id"]))
                 await self.store.revoke(session_id)  # fenced off, should it wake up
                 await self.kill(handle)
             await self.channel(session_id, meta)

@@ -111,6 +111,11 @@ class LocalStack:
 
     # -- start --------------------------------------------------------------------------------
 
+    @property
+    def redis_server(self) -> EmbeddedRedis | None:
+        """The embedded redis-server (``redis.url: embedded``), or None."""
+        return self._redis
+
     def start(self) -> StackInfo:
         try:
             return self._start()
@@ -122,7 +127,8 @@ class LocalStack:
         config = self.config
         redis_url = config.redis.url
         if redis_url == "embedded":
-            self._redis = EmbeddedRedis()
+            # An append-only file: a redis-server restart keeps the calls' state and logs.
+            self._redis = EmbeddedRedis(appendonly=True)
             redis_url = self._redis.start()
             print(f"redis: embedded redis-server at {redis_url}", flush=True)
         providers = {name: p.model_dump() for name, p in config.providers.items()}
@@ -188,7 +194,8 @@ class LocalStack:
         if config.serve.request_timeout_s is not None:
             http_options["request_timeout_s"] = config.serve.request_timeout_s
         # With direct ingress the replicas serve HTTP themselves; a proxy would only cost CPU.
-        proxy = "Disabled" if config.serve.direct_ingress else "EveryNode"
+        # One machine has one port: nodes joined to this Ray (the fault suite's) get no proxy.
+        proxy = "Disabled" if config.serve.direct_ingress else "HeadOnly"
         serve.start(http_options=http_options, proxy_location=proxy)
         serve.run(build_app(config=config), name="s2s", route_prefix="/", blocking=False)
         base = f"http://{config.serve.host}:{config.serve.port}"

@@ -33,8 +33,9 @@ from s2s.service.metrics import Metrics
 from s2s.service.state import ENDED
 from s2s.service.subscribe import SubscriptionHub
 
-from .api import CONTROL, PingMessage, audio_frame
+from .api import CONTROL, PingMessage
 from .errors import ApiError
+from .outbound import send_events
 from .router import SessionRouter
 from .web import (
     CLOSE_INTERNAL,
@@ -50,8 +51,6 @@ __all__ = ["StreamRelay"]
 
 log = logger.getChild("ingress")
 
-#: An SSE comment this often keeps proxies and browsers from closing a quiet feed.
-SSE_KEEPALIVE_S = 15.0
 #: The most often an ``input_ack`` goes to a client.
 INPUT_ACK_S = 1.0
 
@@ -68,11 +67,34 @@ class StreamRelay:
         self.router = router
         self.hub = hub
         self.metrics = metrics
+        self._open: set[WebSocket] = set()
+
+    @property
+    def open_sockets(self) -> int:
+        return len(self._open)
+
+    async def close_all(self, code: int, reason: str) -> int:
+        """Close every open stream socket (the replica is stopping); returns how many."""
+        sockets = list(self._open)
+        for websocket in sockets:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await websocket.close(code, reason)
+        return len(sockets)
 
     async def run(
         self, websocket: WebSocket, session_id: str, meta: dict[str, Any], last_seq: int
     ) -> None:
         """Serve an accepted socket until the call ends or either side goes away."""
+        self._open.add(websocket)
+        try:
+            await self._run(websocket, session_id, meta, last_seq)
+        finally:
+            self._open.discard(websocket)
+
+    async def _run(
+        self, websocket: WebSocket, session_id: str, meta: dict[str, Any], last_seq: int
+    ) -> None:
         ended = meta.get("status") in ENDED
         position = 0
         if not ended:
@@ -115,24 +137,24 @@ class StreamRelay:
             await websocket.close(code, reason[:120])
 
     async def _relay(self, websocket: WebSocket, session_id: str, last_seq: int) -> None:
-        async with self.hub.subscribe(session_id, last_seq) as envelopes:
-            async for envelope in envelopes:
-                if envelope.type == "audio_output" and envelope.audio is not None:
-                    await websocket.send_bytes(
-                        audio_frame(envelope.seq, envelope.data.get("item_id"), envelope.audio)
-                    )
-                else:
-                    await websocket.send_text(json.dumps(envelope.to_json(include_audio=False)))
-                if envelope.ts:
-                    self.metrics.observe(
-                        "s2s_added_latency_seconds",
-                        max(0.0, time.time() - envelope.ts),
-                        direction="out",
-                    )
-                if envelope.type == "session_closed":
-                    await self.router.forget(session_id)
-                    await websocket.close(CLOSE_NORMAL, "session closed")
-                    return
+        serve = self.config.serve
+        ended = await send_events(
+            websocket,
+            self.hub,
+            session_id,
+            last_seq,
+            max_bytes=serve.max_outbound_bytes,
+            stall_s=serve.max_send_stall_s,
+            sent=self._observe,
+        )
+        if ended:
+            await self.router.forget(session_id)
+            await websocket.close(CLOSE_NORMAL, "session closed")
+
+    def _observe(self, envelope: Envelope) -> None:
+        if envelope.ts:
+            latency = max(0.0, time.time() - envelope.ts)
+            self.metrics.observe("s2s_added_latency_seconds", latency, direction="out")
 
     async def _receive(
         self, websocket: WebSocket, session_id: str, meta: dict[str, Any], position: int
@@ -205,13 +227,14 @@ class StreamRelay:
                 return position + 1
 
     async def sse(self, session_id: str, after: int, audio: bool) -> AsyncIterator[str]:
+        keepalive = self.config.serve.sse_keepalive_s
         async with self.hub.subscribe(session_id, after) as envelopes:
             iterator = envelopes.__aiter__()
             yield ": connected\n\n"
             while True:
                 # Wait without cancelling the read: a cancelled __anext__ would end the stream.
                 pending = asyncio.ensure_future(iterator.__anext__())
-                while not (await asyncio.wait({pending}, timeout=SSE_KEEPALIVE_S))[0]:
+                while not (await asyncio.wait({pending}, timeout=keepalive))[0]:
                     yield ": keep-alive\n\n"
                 try:
                     envelope: Envelope = pending.result()

@@ -19,7 +19,9 @@ __all__ = [
     "CLOSE_INTERNAL",
     "CLOSE_NORMAL",
     "CLOSE_NOT_FOUND",
+    "CLOSE_RESTARTING",
     "CLOSE_TOO_BIG",
+    "CLOSE_TOO_SLOW",
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNAVAILABLE",
     "SESSION_ID",
@@ -37,10 +39,14 @@ __all__ = [
 #: Close codes on the stream socket.
 CLOSE_NORMAL = 1000
 CLOSE_TOO_BIG = 1009
+#: This replica is stopping (a redeploy, a scale-down): reconnect and resume at once.
+CLOSE_RESTARTING = 1012
 CLOSE_INTERNAL = 1011
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
+#: The client did not keep up with its events (outbound budget): reconnect with ``last_seq``.
+CLOSE_TOO_SLOW = 4408
 CLOSE_UNAVAILABLE = 4503
 
 SESSION_ID = re.compile(SESSION_ID_PATTERN)

@@ -47,12 +47,25 @@ async def _call[T](fn: Callable[..., Awaitable[T] | T], *args: object) -> T:
     return result
 
 
+def _raise_any(errors: list[Exception]) -> None:
+    """Raise what the hooks of one kind raised: the one error, or an ExceptionGroup of several."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ExceptionGroup(f"{len(errors)} hooks raised", errors)
+
+
 def compose_hooks(*hooks: Hooks | None) -> Hooks:
     """Merge several :class:`Hooks` into one; every hook of every kind runs, in order.
 
+    A hook that raises does not stop the later hooks of its kind: once they all ran, the composed
+    hook raises that error (an :class:`ExceptionGroup` if several raised), which the session
+    reports as it does for a single hook.
+
     For ``on_error`` each hook receives the error as returned by the hook before it (a hook may
-    replace it with a more specific one). If any hook returns ``None`` the composed hook returns
-    ``None``: the error is suppressed, though the later hooks still see it.
+    replace it with a more specific one; one that raises leaves it as it was). If any hook returns
+    ``None`` the composed hook returns ``None``: the error is suppressed, though the later hooks
+    still see it.
     """
     present = [h for h in hooks if h is not None]
 
@@ -61,27 +74,39 @@ def compose_hooks(*hooks: Hooks | None) -> Hooks:
     tool_calls = [h.on_tool_call for h in present if h.on_tool_call is not None]
     errors = [h.on_error for h in present if h.on_error is not None]
 
+    async def run_all(fns: list[Callable[..., Awaitable[None] | None]], *args: object) -> None:
+        raised: list[Exception] = []
+        for fn in fns:
+            try:
+                await _call(fn, *args)
+            except Exception as exc:
+                raised.append(exc)
+        _raise_any(raised)
+
     async def on_turn(user_text: str, assistant_text: str) -> None:
-        for fn in turns:
-            await _call(fn, user_text, assistant_text)
+        await run_all(turns, user_text, assistant_text)
 
     async def on_interrupt() -> None:
-        for fn in interrupts:
-            await _call(fn)
+        await run_all(interrupts)
 
     async def on_tool_call(call: ToolCall) -> None:
-        for fn in tool_calls:
-            await _call(fn, call)
+        await run_all(tool_calls, call)
 
     async def on_error(error: S2SError) -> S2SError | None:
         current = error
         suppressed = False
+        raised: list[Exception] = []
         for fn in errors:
-            result = await _call(fn, current)
+            try:
+                result = await _call(fn, current)
+            except Exception as exc:
+                raised.append(exc)
+                continue
             if result is None:
                 suppressed = True
             else:
                 current = result
+        _raise_any(raised)
         return None if suppressed else current
 
     return Hooks(

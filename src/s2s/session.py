@@ -194,13 +194,19 @@ class Session:
     async def interrupt(self) -> None:
         """Stop the model's current answer and make it forget what the caller did not hear.
 
-        An INTERRUPTED event follows so playback queues can be flushed.
+        An INTERRUPTED event follows so playback queues can be flushed. While the call moves to a
+        new connection after the old one dropped (the drop already cut the old answer), the
+        interrupt is held in order with the other input and applied to the new connection.
         """
         self._ensure_open("interrupt")
         link = self._link
-        if link is not None:
-            link.protocol.interrupt(_now())
-            await self._after(link)
+        if link is None:
+            return
+        if link.retired:  # lost: its protocol refuses input, the switch replays it instead
+            await self._apply("interrupt", None)
+            return
+        link.protocol.interrupt(_now())
+        await self._after(link)
 
     async def end_turn(self) -> None:
         """The caller finished speaking: commit their audio and ask for an answer.
@@ -360,14 +366,14 @@ class Session:
         switch = self._switch
         if switch is not None:
             if op == "audio":
-                switch.audio_bytes += len(value)
                 limit = MAX_SWITCH_BUFFER_MS * self._provider.input_rate * 2 // 1000
-                if switch.audio_bytes > limit:
+                if switch.audio_bytes + len(value) > limit:  # refused: the buffer is unchanged
                     raise InvalidInputError(
                         f"the provider connection is being replaced and more than "
                         f"{MAX_SWITCH_BUFFER_MS // 1000} s of audio is already waiting; "
                         "retry shortly"
                     )
+                switch.audio_bytes += len(value)
             switch.ops.append((op, value))
             return
         link = self._link
@@ -387,6 +393,8 @@ class Session:
             protocol.send_tool_result(value, now)
         elif op == "end_turn":
             protocol.end_turn(now)
+        elif op == "interrupt":
+            protocol.interrupt(now)
         else:  # pragma: no cover - internal
             raise AssertionError(op)
 
@@ -418,7 +426,7 @@ class Session:
             await self._fail(protocol.failure)
         elif protocol.rotation is not None and self._switch is None and not self._closing:
             reason, protocol.rotation = protocol.rotation, None
-            self._spawn(self._continue(link, reason, lost=False))
+            self._begin_switch(link, reason, lost=False)
 
     def _update_idle(self, link: _Link) -> None:
         if link.protocol.idle:
@@ -436,8 +444,10 @@ class Session:
                 await self._after(link)
         except TransportClosed as closed:
             error = protocol.connection_lost(closed.code, closed.reason, _now())
+            fatal = self._link_lost(link, error, closed)  # decided before anything awaits
             await self._after(link)
-            await self._link_lost(link, error, closed)
+            if fatal is not None:
+                await self._fail(fatal)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in a protocol must not hang the call silently
@@ -451,11 +461,17 @@ class Session:
             if link is self._link:
                 await self._fail(error)
 
-    async def _link_lost(
+    def _link_lost(
         self, link: _Link, error: S2SError | None, closed: TransportClosed
-    ) -> None:
+    ) -> S2SError | None:
+        """Act on the end of ``link``'s connection; returns the error that ends the session.
+
+        Synchronous on purpose: a retryable loss of the current link starts the switch at once,
+        so input the application sends from now on is held for the new link, never handed to
+        the lost one (whose protocol refuses it).
+        """
         if link.retired or self._closing:
-            return
+            return None
         if error is None:
             error = ProviderConnectionError(
                 f"{self.provider}: the provider closed the connection (code={closed.code})",
@@ -465,15 +481,13 @@ class Session:
         if link is not self._link:  # failed during setup: _connect decides
             link.error = link.error or error
             link.settled.set()
-            return
-        if error.retryable:
-            reason = (
-                "session_expired" if isinstance(error, SessionExpiredError) else "connection_lost"
-            )
-            log.warning("connection ended (%s); continuing the call on a new one", error)
-            self._spawn(self._continue(link, reason, lost=True))
-        else:
-            await self._fail(error)
+            return None
+        if not error.retryable:
+            return error
+        reason = "session_expired" if isinstance(error, SessionExpiredError) else "connection_lost"
+        log.warning("connection ended (%s); continuing the call on a new one", error)
+        self._begin_switch(link, reason, lost=True)
+        return None
 
     async def _timer_loop(self, link: _Link) -> None:
         protocol = link.protocol
@@ -495,14 +509,19 @@ class Session:
 
     # -- continuing on a new connection -----------------------------------------------------
 
-    async def _continue(self, old: _Link, reason: str, *, lost: bool) -> None:
+    def _begin_switch(self, old: _Link, reason: str, *, lost: bool) -> None:
+        """Start moving the call off ``old``: from now on :meth:`_apply` holds the input."""
+        if lost:  # retired now, even mid-switch; waking its timer ends it (its read loop ends)
+            old.retired = True
+            old.wake.set()
         if self._switch is not None or self._closing:
             return
-        started = _now()
-        self._switch = _Switch(started=started)
+        switch = self._switch = _Switch(started=_now())
+        self._spawn(self._continue(old, switch, reason, lost=lost))
+
+    async def _continue(self, old: _Link, switch: _Switch, reason: str, *, lost: bool) -> None:
+        started = switch.started
         carry = old.protocol.continuation(reason)
-        if lost:
-            old.retired = True
         log.info(
             "continuing the call on a new connection (%s; %d history items, %d ms pending audio)",
             reason,
@@ -531,7 +550,7 @@ class Session:
         if self.closed:  # closed while we were connecting
             await self._retire(link, polite=True)
             return
-        switch, self._switch = self._switch, None
+        self._switch = None
         self._link = link
         buffered_ms = switch.audio_bytes / 2 / self._provider.input_rate * 1000
         refused: list[InvalidInputError] = []

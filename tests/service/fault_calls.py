@@ -64,16 +64,15 @@ def audio_at_provider(emulator: EmulatorThread) -> dict[int, list[int]]:
 
 def _tagged(session: Any) -> dict[int, list[int]]:
     found: dict[int, list[int]] = defaultdict(list)
-    if True:
-        pcm = bytearray()
-        for raw in list(session.frames_in):
-            if not isinstance(raw, str) or '"input_audio_buffer.append"' not in raw:
-                continue
-            pcm.extend(base64.b64decode(json.loads(raw)["audio"]))
-        for start in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-            mark, tag, low, high = _TAGS.unpack_from(pcm, start)
-            if mark == MARK:
-                found[tag].append(high * 1000 + low)
+    pcm = bytearray()
+    for raw in list(session.frames_in):
+        if not isinstance(raw, str) or '"input_audio_buffer.append"' not in raw:
+            continue
+        pcm.extend(base64.b64decode(json.loads(raw)["audio"]))
+    for start in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
+        mark, tag, low, high = _TAGS.unpack_from(pcm, start)
+        if mark == MARK:
+            found[tag].append(high * 1000 + low)
     return found
 
 

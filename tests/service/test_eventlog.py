@@ -174,3 +174,92 @@ async def test_a_batch_redis_already_applied_is_not_written_twice(redis: Redis):
         published.append(Envelope.unpack(message["data"]).seq)
     assert published == [4, 5]
     await pubsub.aclose()
+
+
+def test_the_pending_bounds_default_to_the_configs():
+    from s2s.service import eventlog
+    from s2s.service.config import RedisSettings
+
+    settings = RedisSettings()
+    assert settings.max_pending_events == eventlog.MAX_PENDING_EVENTS
+    assert settings.max_pending_bytes == eventlog.MAX_PENDING_BYTES
+
+
+async def test_past_the_bound_the_oldest_events_become_one_events_lost(
+    redis: Redis, redis_url: str
+):
+    broken = Redis.from_url(redis_url.replace(redis_url.rsplit(":", 1)[1], "1/0"))
+    log = EventLog(broken, "s9", max_events=100, ttl_s=60, max_pending_events=10)
+    for n in range(30):  # Redis unreachable: the marker and the 9 newest fit
+        log.publish_event(text_event(n))
+    assert log.pending == 10 and log.stats.lost == 21
+    await asyncio.sleep(0.2)
+    log._redis = redis
+    await asyncio.wait_for(log.flush(), 5)
+    logged = await read_log(redis, "s9", 0)
+    assert [(e.seq, e.type) for e in logged[:2]] == [(21, "events_lost"), (22, "transcript")]
+    assert logged[0].data == {"first": 1, "last": 21}
+    assert [e.seq for e in logged[1:]] == list(range(22, 31))
+    assert log.seq == 30 and await last_seq(redis, "s9") == 30
+    await broken.aclose()
+
+
+async def test_an_events_lost_in_the_log_is_not_reported_twice(redis: Redis):
+    marker = Envelope("s10", 7, 0.0, "events_lost", {"first": 3, "last": 7})
+    for envelope in [Envelope("s10", s, 0.0, "x") for s in (1, 2)] + [marker]:
+        await redis.xadd(keys.event_log("s10"), {"e": envelope.pack()}, id=f"{envelope.seq}-0")
+    hub = SubscriptionHub(redis)
+    try:
+        async with hub.subscribe("s10", after_seq=0) as events:
+            from_log = await take(events, 3)
+        async with hub.subscribe("s10", after_seq=4) as events:  # inside the lost range
+            narrowed = await take(events, 1)
+        async with hub.subscribe("s10", after_seq=2) as events:
+            # the marker arrives live, after seq 2: no gap to fill, no second loss
+            await redis.publish(keys.events_channel("s10"), marker.pack())
+            live = await take(events, 1)
+    finally:
+        await hub.close()
+    assert [(e.seq, e.type) for e in from_log] == [(1, "x"), (2, "x"), (7, "events_lost")]
+    assert from_log[2].data == {"first": 3, "last": 7}
+    assert narrowed[0].data == {"first": 5, "last": 7}
+    assert [(e.seq, e.data) for e in live] == [(7, {"first": 3, "last": 7})]
+
+
+async def test_an_envelope_that_cannot_be_encoded_becomes_events_lost(redis: Redis):
+    log = EventLog(redis, "s11", max_events=100, ttl_s=60)
+    log.publish("note", {"n": 1})
+    log.publish("note", {"bad": object()})  # never raises into the publisher
+    log.publish("note", {"n": 3})
+    await asyncio.wait_for(log.flush(), 5)
+    logged = await read_log(redis, "s11", 0)
+    assert [(e.seq, e.type) for e in logged] == [(1, "note"), (2, "events_lost"), (3, "note")]
+    assert logged[1].data == {"first": 2, "last": 2}
+
+
+async def test_a_failing_event_reader_is_logged_and_restarted(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+):
+    log = EventLog(redis, "s11", max_events=100, ttl_s=60)
+    hub = SubscriptionHub(redis)
+    original = hub._read
+    failures = 0
+
+    async def read_failing_once() -> None:
+        nonlocal failures
+        if not failures:
+            failures += 1
+            raise KeyError("a bug in the reader")
+        await original()
+
+    hub._read = read_failing_once  # type: ignore[method-assign]
+    try:
+        async with hub.subscribe("s11") as events:
+            for n in range(3):
+                log.publish_event(text_event(n))
+            got = await take(events, 3)
+    finally:
+        await hub.close()
+    assert [e.seq for e in got] == [1, 2, 3]
+    assert failures == 1
+    assert "the event reader failed; restarting it" in caplog.text

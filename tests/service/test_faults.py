@@ -9,11 +9,13 @@ detection and recovery times are printed (``-s``) and recorded in ``docs/reliabi
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 from typing import Any
 
+import psutil
 import pytest
 import ray
 
@@ -35,14 +37,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.fault]
 SECONDS = 8.0
 
 
-async def start_calls(base: str, ws_base: str, count: int, first_tag: int) -> list[TaggedCaller]:
+async def start_calls(
+    base: str, ws_base: str, count: int, first_tag: int, seconds: float = SECONDS
+) -> list[TaggedCaller]:
     callers = []
     async with http_client(base) as http:
         for n in range(count):
             reply = await http.post("/v1/sessions", json={"sample_rate": 24000})
             assert reply.status_code == 201, reply.text
             caller = TaggedCaller(
-                ws_base, reply.json()["session_id"], first_tag + n, frame_bodies(SECONDS)
+                ws_base, reply.json()["session_id"], first_tag + n, frame_bodies(seconds)
             )
             await caller.connect()
             callers.append(caller)
@@ -106,11 +110,16 @@ async def test_a_session_actor_lost_mid_call_loses_no_audio_and_no_event(
 
 
 def _continue(pid: int) -> bool:
-    """Let a frozen process run again (it was killed meanwhile if recovery worked)."""
+    """Let a frozen actor run again; whether it is gone within 10 s (killed while frozen, or
+    it found itself superseded and retired)."""
     try:
-        os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        process.resume()
+        process.wait(10)
+    except psutil.NoSuchProcess:
         return True
+    except psutil.TimeoutExpired:
+        return False
     return True
 
 
@@ -130,3 +139,41 @@ async def test_a_client_that_drops_and_reconnects_resumes_its_input_exactly(
     assert_exactly_once(audio_at_provider(emulator), callers)
     for caller in callers:
         assert_seqs_once(caller)
+
+
+async def test_a_tool_result_lands_once_when_the_actor_dies_during_the_call(
+    base: str, ws_base: str, stack: LocalStack, emulator: EmulatorThread, tmp_path: Any
+) -> None:
+    """The actor dies while a worker runs the tool: the replacement applies the result once
+    (the model gets one function_call_output, the stream one tool_result)."""
+    marker = tmp_path / "started"
+    async with http_client(base) as http:
+        reply = await http.post("/v1/sessions", json={"tools": ["slow_echo"]})
+        sid = reply.json()["session_id"]
+        caller = TaggedCaller(ws_base, sid, 40, [])
+        await caller.connect()
+        assert caller.call is not None
+        args = {"text": "survives", "seconds": 2.0, "marker": str(marker)}
+        text = f"call slow_echo {json.dumps(args)}"
+        await caller.call.ws.send(json.dumps({"type": "text", "text": text}))
+        async with asyncio.timeout(15):
+            while not marker.exists():
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the pending call is in the saved state
+        os.kill(int(actor_info(stack, sid)["pid"]), signal.SIGKILL)
+        caller.sent = 1  # the text message was position 1
+        await caller.reconnect()
+        assert caller.call is not None
+        result = await caller.call.until(lambda e: e["type"] == "tool_result", timeout=30)
+        await caller.finish(3.0)
+        await http.delete(f"/v1/sessions/{sid}")
+    outputs = [
+        f
+        for f in emulator.frames_in()
+        if f["type"] == "conversation.item.create"
+        and f["item"].get("type") == "function_call_output"
+        and f["item"].get("call_id") == result["call_id"]
+    ]
+    assert len(outputs) == 1
+    assert [e["type"] for e in caller.events].count("tool_result") == 1
+    assert_seqs_once(caller)

@@ -249,3 +249,27 @@ async def test_the_worker_passes_the_calls_context_to_the_tool(redis):
     )
     assert context.metadata == {"account_ids": ["111"]} and context.deadline == sent.deadline
     assert refused.is_error and "context: Extra inputs are not permitted" in refused.content
+
+
+async def test_a_call_still_running_is_not_started_again_when_autoclaim_returns_it(redis):
+    """Heartbeats that miss Redis (an outage) let the worker's own XAUTOCLAIM hand it a call it
+    is still running: it must not run it a second time."""
+    worker = ToolWorker(
+        redis, "p", settings(claim_idle_s=0.3), ToolRegistry.from_modules(MODULES), name="w1"
+    )
+
+    async def no_heartbeat(every: float) -> None:
+        await asyncio.Event().wait()
+
+    worker._heartbeat = no_heartbeat  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await submit(redis, request("long", "slow_echo", {"text": "once", "seconds": 1.2}))
+    outcomes = await results(redis, 1)
+    await asyncio.sleep(0.5)  # a second run would have posted by now
+    outcomes += (await read_results(redis, "sess", "0-0", 10))[1][1:]
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [o.call_id for o in outcomes] == ["long"] and worker.completed == 1
+    assert worker.kept_own >= 1
+    assert (await redis.xpending(keys.tool_calls("p"), GROUP))["pending"] == 0

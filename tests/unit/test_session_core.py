@@ -405,13 +405,6 @@ async def test_switch_buffer_holds_up_to_its_limit_of_audio_and_refuses_more() -
         assert provider.protocol.app_calls()[-1] == ("audio", after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidInputError,
-    reason="Session._apply adds a chunk to the switch buffer's byte count before checking the "
-    "limit and keeps it there when it refuses the chunk: every later chunk of the switch is "
-    "refused even if it fits, and SESSION_RESUMED over-reports buffered_audio_ms",
-)
 async def test_a_refused_chunk_does_not_count_against_the_switch_buffer() -> None:
     limit_s = MAX_SWITCH_BUFFER_MS // 1000
     session, provider = await start()
@@ -747,13 +740,6 @@ async def test_hooks_see_each_turn_s_final_transcripts() -> None:
         assert turns == [("hello", "hi! done")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="compose_hooks runs the composed hooks in a plain loop: when the engine's hook "
-    "raises, the session's own hook of the same kind never runs, although compose_hooks "
-    "promises that every hook of every kind runs",
-)
 async def test_a_raising_engine_hook_does_not_skip_the_session_hook() -> None:
     seen: list[str] = []
     session, provider = await start(
@@ -767,34 +753,63 @@ async def test_a_raising_engine_hook_does_not_skip_the_session_hook() -> None:
         assert seen == ["engine", "session:c7"]
 
 
+async def test_composed_hooks_that_all_raise_all_run_and_are_reported_once() -> None:
+    seen: list[str] = []
+    session, provider = await start(
+        engine_hooks=Hooks(on_tool_call=_raising("engine", seen, is_async=True)),
+        hooks=Hooks(on_tool_call=_raising("session", seen, is_async=False)),
+    )
+    async with session:
+        events = Events(session)
+        provider.transport.feed(event_frame(tool_call_event("c8")))
+        delivered, reported = await events.next(), await events.next()
+        assert delivered.type is EventType.TOOL_CALL
+        assert reported.type is EventType.ERROR
+        assert "engine hook broke" in str(reported.error)
+        assert "session hook broke" in str(reported.error)
+        assert seen == ["engine", "session"]
+        assert not session.closed
+
+
 # -- bugs found: input and tasks around a lost connection ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SessionClosedError,
-    reason="Session.interrupt() calls the protocol of the current link even while that link is "
-    "lost and a new one is being connected; every real protocol refuses input after "
-    "connection_lost(), so the application gets SessionClosedError from a session that is open",
-)
 async def test_interrupt_while_reconnecting_does_not_raise() -> None:
     session, provider = await start()
     async with session:
         events = Events(session)
         await begin_reconnect(provider)
+        await session.send_text("stop")
         await session.interrupt()
         provider.transport.feed(ready_frame())
         await events.until(EventType.SESSION_RESUMED)
         assert not session.closed
+        # Held with the other input and applied, in order, to the new connection.
+        assert provider.protocol.app_calls() == [("text", "stop"), ("interrupt",)]
+        assert app_ops(provider.transport.sent) == [
+            {"op": "text", "text": "stop"},
+            {"op": "cancel"},
+        ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SessionClosedError,
-    reason="between the read loop seeing a connection end and the _continue task starting (it "
-    "is only spawned), Session._apply still dispatches input to the lost link's protocol, "
-    "which refuses it: input in that window raises SessionClosedError instead of being buffered",
-)
+async def test_interrupt_after_the_old_connection_drops_during_a_rotation_does_not_raise() -> None:
+    session, provider = await start()
+    async with session:
+        events = Events(session)
+        old, old_protocol = provider.transport, provider.protocol
+        provider.auto_ready = False
+        old.feed(rotate_frame("go_away"))
+        await provider.next_connect()
+        new = provider.transport
+        old.drop()  # the rotating connection is lost before the new one is ready
+        await bounded(old_protocol.lost.wait())
+        await session.interrupt()
+        new.feed(ready_frame())
+        await events.until(EventType.SESSION_RESUMED)
+        assert provider.protocol.app_calls() == [("interrupt",)]
+        assert ("interrupt",) not in old_protocol.calls
+
+
 async def test_input_right_after_a_drop_is_buffered_not_refused() -> None:
     session, provider = await start()
     async with session:
@@ -807,13 +822,6 @@ async def test_input_right_after_a_drop_is_buffered_not_refused() -> None:
         assert provider.protocol.app_calls() == [("text", "right after the drop")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="after a connection loss Session._continue only marks the old link retired: nothing "
-    "wakes its timer task (waiting with no deadline), so one task per lost connection stays "
-    "alive until the session closes",
-)
 async def test_a_lost_connection_leaves_no_task_running_after_the_resumption() -> None:
     session, provider = await start()
     async with session:

@@ -38,6 +38,11 @@ class RedisSettings(_Section):
     """Events kept per session for reconnecting clients (a capped Redis Stream)."""
     replay_log_ttl_s: int = Field(3600, gt=0)
     """How long a session's log and state outlive the call."""
+    max_pending_events: int = Field(2000, gt=0)
+    """Events a session holds for Redis while it is unreachable; past that (or
+    ``max_pending_bytes``) the oldest are dropped and one ``events_lost`` envelope names them."""
+    max_pending_bytes: int = Field(8 * 2**20, gt=0)
+    """Bytes of encoded events (audio is most of it) held the same way."""
     username_env: str = "S2S_REDIS_USERNAME"
     """Variable holding the Redis ACL user of this process's role (none: the default user)."""
     max_connections: int = Field(256, gt=0)
@@ -105,6 +110,16 @@ class ServeSettings(_Section):
     """Largest binary audio frame accepted; larger frames close the socket with 1009."""
     max_control_bytes: int = Field(131072, gt=0)
     """Largest JSON text frame (control message) accepted; larger ones close with 1009."""
+    max_outbound_bytes: int = Field(1_048_576, gt=0)
+    """Per stream socket: events (audio counted by its bytes) waiting for a client that does
+    not keep up (about 20 s of 24 kHz audio at the default). Past it, or when one write to the
+    client is stuck for ``max_send_stall_s``, the socket closes with 4408 and the client
+    resumes with ``last_seq``: a stalled client costs the replica a bounded amount of memory."""
+    sse_keepalive_s: float = Field(15.0, gt=0)
+    """An SSE feed with no event for this long gets a comment line, so proxies and browsers
+    keep a quiet feed open (it stays open as long as the session lives)."""
+    max_send_stall_s: float = Field(10.0, gt=0)
+    """A write to a stream socket that does not complete in this long closes it with 4408."""
     max_body_bytes: int = Field(1_048_576, gt=0)
     """Largest HTTP request body (``POST .../audio`` and JSON bodies); larger ones get a 413."""
     actor_call_timeout_s: float = Field(10.0, gt=0)

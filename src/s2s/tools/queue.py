@@ -8,6 +8,10 @@
   applies each call id at most once (a duplicate from a re-run is dropped), so results land
   exactly once.
 
+:func:`submit` tries a call again (twice, quickly) when the connection fails: a pooled connection
+that Redis closed (it restarted, or failed over) fails the first command sent on it. A call
+submitted twice that way is run twice at worst, which at-least-once delivery allows anyway.
+
 Entries are msgpack maps of the dataclass fields. Unpacking tolerates version skew during a
 rolling upgrade: a field an older writer did not send takes its default, and a field a newer
 writer added is ignored.
@@ -15,6 +19,7 @@ writer added is ignored.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +32,14 @@ from ..service import keys
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["ToolOutcome", "ToolRequest", "post_result", "read_results", "submit"]
+__all__ = [
+    "ToolOutcome",
+    "ToolRequest",
+    "is_connection_error",
+    "post_result",
+    "read_results",
+    "submit",
+]
 
 CALLS_MAXLEN = 100_000
 RESULTS_MAXLEN = 1_000
@@ -93,10 +105,33 @@ class ToolOutcome:
         return cls(**_known_fields(cls, raw))
 
 
+#: Pauses before the second and third try of a submission whose connection failed.
+SUBMIT_RETRY_DELAYS_S = (0.05, 0.25)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A lost or refused connection, or a timeout (redis-py's errors, or the OS's)."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("redis.")}
+    return bool(names & {"ConnectionError", "TimeoutError"})
+
+
 async def submit(redis: Redis, request: ToolRequest) -> None:
-    await redis.xadd(
-        keys.tool_calls(request.pool), {"r": request.pack()}, maxlen=CALLS_MAXLEN, approximate=True
-    )
+    for delay in (*SUBMIT_RETRY_DELAYS_S, None):
+        try:
+            await redis.xadd(
+                keys.tool_calls(request.pool),
+                {"r": request.pack()},
+                maxlen=CALLS_MAXLEN,
+                approximate=True,
+            )
+        except Exception as exc:
+            if delay is None or not is_connection_error(exc):
+                raise
+            await asyncio.sleep(delay)
+        else:
+            return
 
 
 async def post_result(redis: Redis, session_id: str, outcome: ToolOutcome, ttl_s: int) -> None:

@@ -1,0 +1,55 @@
+"""The ingress redeployed under live calls (a rolling update: a new replica starts, then Serve
+stops the old one): the old replica tells its stream clients to reconnect (1012) as soon as the
+stop begins, not after ``graceful_shutdown_timeout_s`` (60 s here); they reconnect to the new
+replica, resume by ``last_seq`` and ``input_position``, and lose nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from ray import serve
+
+from deployments.app import build_app
+from deployments.stack import LocalStack
+
+from .fault_calls import assert_exactly_once, assert_seqs_once, audio_at_provider
+from .stack import EmulatorThread
+from .test_faults import end_calls, start_calls
+
+pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.timeout(240)]
+
+SECONDS = 12.0
+
+
+async def test_a_redeploy_with_live_calls_loses_nothing(
+    base: str, ws_base: str, stack: LocalStack, emulator: EmulatorThread
+) -> None:
+    callers = await start_calls(base, ws_base, 2, first_tag=70, seconds=SECONDS)
+    streams = [asyncio.create_task(c.stream()) for c in callers]
+    await asyncio.sleep(2.0)
+    config = stack.config.model_copy(
+        update={"serve": stack.config.serve.model_copy(update={"replica_cpus": 0.4})}
+    )
+    began = time.monotonic()
+    await asyncio.to_thread(
+        serve.run, build_app(config=config), name="s2s", route_prefix="/", blocking=False
+    )
+    async with asyncio.timeout(120):
+        while not all(c.reconnects for c in callers):
+            await asyncio.sleep(0.05)
+    moved = time.monotonic() - began
+    await asyncio.gather(*streams)
+    await end_calls(base, callers)
+    codes = sorted({code for c in callers for code, _ in c.closed})
+    print(
+        f"\nredeploy: every caller reconnected to the new replica {moved:.2f} s after the"
+        f" redeploy began (old sockets closed with {codes})"
+    )
+    assert codes == [1012]
+    assert moved < stack.config.serve.graceful_shutdown_timeout_s / 2
+    assert_exactly_once(audio_at_provider(emulator), callers)
+    for caller in callers:
+        assert_seqs_once(caller)
