@@ -62,6 +62,46 @@ def audio_at_provider(emulator: EmulatorThread) -> dict[int, list[int]]:
     return found
 
 
+def conversation_audio(emulator: EmulatorThread) -> dict[int, list[int]]:
+    """Per call tag, the frames that made it into the model's conversation, in order.
+
+    When a call moves to a new provider connection (the provider dropped it, or a time limit),
+    the session carries the old connection's *uncommitted* audio (the turn in progress, which
+    the old connection never made into a conversation item) over to the new one, as designed.
+    Those frames reached the provider twice but count once: they are dropped from the old
+    connection's frames when a later connection of the same call starts with them.
+    """
+    found: dict[int, list[int]] = defaultdict(list)
+    earlier_uncommitted: dict[int, int] = {}
+    for session in list(emulator.emulator.sessions):
+        uncommitted = len(session._buffer) // (2 * session._buffer_rate // 50)
+        for tag, indices in _tagged(session).items():
+            earlier = found[tag]
+            if earlier and indices and indices[0] <= earlier[-1]:
+                carried = earlier[-1] - indices[0] + 1
+                if carried <= earlier_uncommitted.get(tag, 0):
+                    del earlier[-carried:]
+            earlier.extend(indices)
+            earlier_uncommitted[tag] = uncommitted
+    return found
+
+
+def stranded_audio_ms(emulator: EmulatorThread) -> dict[int, int]:
+    """Per call tag, caller audio (ms) left uncommitted on provider connections the call then
+    left without carrying it over (an actor replaced mid-turn): it reached the provider but not
+    the model's conversation."""
+    stranded: dict[int, int] = defaultdict(int)
+    sessions = list(emulator.emulator.sessions)
+    for number, session in enumerate(sessions):
+        frames = len(session._buffer) // (2 * session._buffer_rate // 50)
+        for tag, indices in _tagged(session).items():
+            later = [_tagged(s).get(tag, []) for s in sessions[number + 1 :]]
+            following = next((x for x in later if x), None)
+            if following is not None and frames and following[0] > indices[-1] - frames + 1:
+                stranded[tag] += frames * 20
+    return dict(stranded)
+
+
 def _tagged(session: Any) -> dict[int, list[int]]:
     found: dict[int, list[int]] = defaultdict(list)
     pcm = bytearray()

@@ -27,8 +27,10 @@ from .fault_calls import (
     assert_exactly_once,
     assert_seqs_once,
     audio_at_provider,
+    conversation_audio,
     frame_bodies,
     provider_segments,
+    stranded_audio_ms,
 )
 from .stack import EmulatorThread, http_client
 
@@ -95,7 +97,10 @@ async def test_a_session_actor_lost_mid_call_loses_no_audio_and_no_event(
             with_exit = _continue(pid)
     await asyncio.gather(*streams)
     await end_calls(base, callers)
-    print(f"\n{how} actor: replacement serving after {recovery:.2f} s")
+    print(
+        f"\n{how} actor: replacement serving after {recovery:.2f} s; caller audio left"
+        f" uncommitted on the lost provider connection (ms per call): {stranded_audio_ms(emulator)}"
+    )
     segments = provider_segments(emulator)
     print("provider sessions (number, tag, first, last):", segments)
     try:
@@ -177,3 +182,32 @@ async def test_a_tool_result_lands_once_when_the_actor_dies_during_the_call(
     assert len(outputs) == 1
     assert [e["type"] for e in caller.events].count("tool_result") == 1
     assert_seqs_once(caller)
+
+
+async def test_the_provider_dropping_the_connection_mid_call_loses_no_audio(
+    base: str, ws_base: str, stack: LocalStack, emulator: EmulatorThread
+) -> None:
+    """The provider resets every connection (TCP reset, no close frame): each session continues
+    on a new connection; the turn in progress (uncommitted on the old one) is carried over, and
+    every frame is in the model's conversation exactly once."""
+    callers = await start_calls(base, ws_base, 2, first_tag=45)
+    streams = [asyncio.create_task(c.stream()) for c in callers]
+    await asyncio.sleep(SECONDS / 3)
+    before = len(emulator.emulator.sessions)
+
+    async def drop() -> int:  # on the emulator's own loop: transports are not thread-safe
+        return emulator.emulator.drop_connections()
+
+    dropped = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(drop(), emulator.loop))
+    assert dropped >= 2
+    await asyncio.gather(*streams)
+    await end_calls(base, callers)
+    segments = provider_segments(emulator)
+    print(f"\nprovider dropped {dropped} connections; provider sessions {segments}")
+    assert len(emulator.emulator.sessions) >= before + 2  # each call reconnected
+    try:
+        assert_exactly_once(conversation_audio(emulator), callers)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; provider sessions {segments}") from None
+    for caller in callers:
+        assert_seqs_once(caller)
