@@ -45,6 +45,10 @@ log = logger.getChild("actor")
 
 #: Lease length in the live registry; refreshed at a third of it.
 LEASE_S = 30.0
+#: Inputs (frames: 20 ms of audio each, typically) handled past the last saved state that make
+#: the actor save again (after ``snapshot_interval_s``): the replicas keep input until it is
+#: saved, so this bounds what they hold (~5 s + the interval), and a long turn is saved too.
+SAVE_AFTER_INPUTS = 250
 
 
 class SessionActor:
@@ -255,6 +259,9 @@ class SessionActor:
         if session is None or self._closing:
             return
         self._last_input = time.monotonic()
+        media = self._media
+        if media is not None and media.position - media.durable >= SAVE_AFTER_INPUTS:
+            self._save_soon()  # bounds what the replicas keep for a replacement
         try:
             if kind == "audio":
                 await session.send_audio(payload)
@@ -353,17 +360,23 @@ class SessionActor:
         session, store, event_log = self._session, self._store, self._log
         if session is None or store is None or event_log is None or self._tools is None:
             return
+        # The position and the snapshot are taken together (no await between): the snapshot's
+        # pending audio (what the provider has not committed yet, the turn in progress) covers
+        # exactly the input up to ``position``, so a replacement continuing from this state
+        # needs the input after it only, which the replicas keep until told it is durable.
+        position = self._media.applied if self._media else 0
         continuation = session.snapshot()
-        continuation.pending_audio = b""  # the replay covers turns, not half-said sentences
         await store.save_state(
             self.session_id,
             {
                 "continuation": continuation.to_dict(),
                 "seq": event_log.seq,
-                "input_position": self._media.position if self._media else 0,
+                "input_position": position,
                 **self._tools.state(),
             },
         )
+        if self._media is not None:
+            self._media.set_durable(position)
 
     async def _housekeeping(self) -> None:
         assert self._store is not None and self._redis is not None

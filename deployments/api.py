@@ -18,10 +18,13 @@ Resuming without loss, in both directions (messages without ``seq``, not events)
   "last_seq": L}``. Events follow from ``L + 1`` (``?last_seq=L`` on the URL; 0 for all).
 * Every binary frame and every text message other than ``ping`` the client sends takes the next
   *input position* (1, 2, ...; counted over the whole call, across reconnects). ``N`` is the
-  highest position the model has received, so after a reconnect the client resends whatever it
-  sent after ``N`` (positions already received are dropped, so nothing is applied twice).
+  highest position the call has *saved* (with the audio the model had not yet made part of the
+  conversation, so a replacement of the session's actor continues from it): after a reconnect
+  the client resends whatever it sent after ``N``. Positions the model already received are
+  dropped, so nothing is applied twice.
 * ``{"type": "input_ack", "input_position": N}`` arrives at most once a second while ``N``
-  advances: the client may forget what it sent up to ``N`` (keep the rest, a few seconds).
+  advances: the client may forget what it sent up to ``N`` (it keeps the rest: typically a few
+  seconds, at most about 20).
 
 Refusals before the socket opens are HTTP errors (``{"error": {"code", "message"}}``): 400 for a
 malformed session id or ``last_seq`` (a non-negative integer below 2**63), 401 for a missing,

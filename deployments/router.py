@@ -95,7 +95,7 @@ class SessionRouter:
         )
         self._locks: BoundedCache[str, asyncio.Lock] = BoundedCache(cache_size)
         #: Frames of a failed channel waiting for the next one (per session).
-        self._orphans: BoundedCache[str, list[bytes]] = BoundedCache(cache_size)
+        self._orphans: BoundedCache[str, list[tuple[int | None, bytes]]] = BoundedCache(cache_size)
         self._metas: BoundedCache[str, dict[str, Any]] = BoundedCache(cache_size)
         #: The node a session's failed actor ran on: its replacement goes elsewhere.
         self._avoid: BoundedCache[str, str] = BoundedCache(cache_size)
@@ -233,7 +233,7 @@ class SessionRouter:
                 raise
             if carried:
                 log.info(
-                    "session %s: %d unacknowledged frames resent on a new channel",
+                    "session %s: %d frames not yet saved by the actor resent on a new channel",
                     session_id,
                     len(carried),
                 )
@@ -307,14 +307,17 @@ class SessionRouter:
             return False
 
     def acked_position(self, session_id: str) -> int:
-        """The input position the session's channel last had acknowledged (0 if none)."""
+        """The input position the session's actor has saved with its state (0 if unknown): a
+        client may forget what it sent up to here."""
         channel = self._channels.get(session_id)
-        return channel.position if channel is not None else 0
+        return channel.durable if channel is not None else 0
 
     async def input_position(self, session_id: str, meta: dict[str, Any]) -> int:
-        """The highest input position the session's actor has handed to the provider."""
+        """Where a (re)connecting client resumes its input: after the highest position the
+        session's actor has saved with its state. Input resent between that and what the actor
+        already handled is dropped by the actor (and kept here for a replacement)."""
         channel = await self.channel(session_id, meta)
-        return channel.position
+        return channel.durable
 
     async def send(
         self,

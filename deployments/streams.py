@@ -8,11 +8,11 @@ logged with the session id and closes the socket with a code that says what happ
 Input positions: every binary frame and every text message other than ``ping`` a client sends
 takes the next *input position* of the call (1, 2, ...). The socket's first message,
 ``{"type": "stream_opened", "input_position": N, "last_seq": L}``, gives the highest position the
-model has received, so the client's next message is N + 1: a client that reconnects resends what
-it sent after N (the service drops positions it already has, so nothing is applied twice), and a
-client that does not care simply sends new input. ``{"type": "input_ack", "input_position": N}``
-follows at most every :data:`INPUT_ACK_S` while the position advances; a client may forget what
-it sent up to N.
+call has saved (the actor's state, with the audio the provider has not committed yet), so the
+client's next message is N + 1: a client that reconnects resends what it sent after N (the
+service drops positions the model already has, so nothing is applied twice), and a client that
+does not care simply sends new input. ``{"type": "input_ack", "input_position": N}`` follows at
+most every :data:`INPUT_ACK_S` while N advances; a client may forget what it sent up to N.
 """
 
 from __future__ import annotations

@@ -62,27 +62,36 @@ def audio_at_provider(emulator: EmulatorThread) -> dict[int, list[int]]:
     return found
 
 
-def conversation_audio(emulator: EmulatorThread) -> dict[int, list[int]]:
-    """Per call tag, the frames that made it into the model's conversation, in order.
+#: The most a new provider connection may start before the end of the previous one's frames
+#: (the turn in progress it carries over, up to the actor's saved state): 12 s of 20 ms frames.
+MAX_CARRIED_FRAMES = 600
 
-    When a call moves to a new provider connection (the provider dropped it, or a time limit),
-    the session carries the old connection's *uncommitted* audio (the turn in progress, which
-    the old connection never made into a conversation item) over to the new one, as designed.
-    Those frames reached the provider twice but count once: they are dropped from the old
-    connection's frames when a later connection of the same call starts with them.
+
+def conversation_audio(emulator: EmulatorThread) -> dict[int, list[int]]:
+    """Per call tag, the frames in the model's final conversation, in order.
+
+    When a call moves to a new provider connection (the provider dropped it, or an actor was
+    replaced), the new connection starts from a saved or carried state: the committed turns as
+    history, plus the audio of the turn in progress, replayed. From the first frame it replays
+    on, the new connection's audio replaces the old one's (the old connection, and what it had
+    not made history, is gone). So the conversation is the old frames before that point, then the
+    new connection's. A replay that starts more than :data:`MAX_CARRIED_FRAMES` back fails.
     """
     found: dict[int, list[int]] = defaultdict(list)
-    earlier_uncommitted: dict[int, int] = {}
     for session in list(emulator.emulator.sessions):
-        uncommitted = len(session._buffer) // (2 * session._buffer_rate // 50)
         for tag, indices in _tagged(session).items():
             earlier = found[tag]
             if earlier and indices and indices[0] <= earlier[-1]:
                 carried = earlier[-1] - indices[0] + 1
-                if carried <= earlier_uncommitted.get(tag, 0):
-                    del earlier[-carried:]
+                assert carried <= MAX_CARRIED_FRAMES, (
+                    f"call {tag}: a new provider connection replayed {carried} frames"
+                )
+                cut = len(earlier) - carried
+                assert earlier[cut:] == list(range(indices[0], earlier[-1] + 1)), (
+                    f"call {tag}: the replay is not the tail of what came before"
+                )
+                del earlier[cut:]
             earlier.extend(indices)
-            earlier_uncommitted[tag] = uncommitted
     return found
 
 

@@ -92,7 +92,13 @@ async def test_a_raw_client_with_a_good_hello_is_welcomed():
     async with asyncio.timeout(5):
         kind, info, sent_at = await read_frame(reader)
     assert kind == "welcome"
-    assert info == {"version": 2, "max_frame": 4 * 1024 * 1024, "position": 0, "heartbeat_s": 0.5}
+    assert info == {
+        "version": 2,
+        "max_frame": 4 * 1024 * 1024,
+        "position": 0,
+        "durable": 0,
+        "heartbeat_s": 0.5,
+    }
     assert sent_at > 0
     await hang_up(writer)
     await server.close()
@@ -380,10 +386,48 @@ async def test_frames_are_acknowledged_and_the_position_advances():
     async with asyncio.timeout(5):
         await client.wait_acked(numbers[-1] + 1)
     assert client.position == 5 and server.position == 5
-    assert client.unacked_bytes == 0 and client.unacked() == []
+    assert client.unacked_bytes == 0
     assert [p for _, p, _ in received.frames] == [bytes([i]) * 4 for i in range(5)] + [
         "no position"
     ]
+    # handled, but not saved by the actor yet: kept for a replacement (positioned frames only)
+    assert [position for position, _ in client.unacked()] == [1, 2, 3, 4, 5]
+    await client.close()
+    await server.close()
+
+
+async def test_input_is_kept_until_the_actor_saved_it_then_forgotten():
+    server = MediaServer(Recorder(), heartbeat_s=0.05)
+    client = MediaClient(await server.start())
+    await client.connect()
+    for position in range(1, 6):
+        number = await client.send("audio", b"\x00\x00", position=position)
+    async with asyncio.timeout(5):
+        await client.wait_acked(number)
+    assert client.durable == 0 and client.retained_bytes > 0
+    server.set_durable(3)  # the actor saved its state up to position 3
+    async with asyncio.timeout(5):
+        while client.durable < 3:
+            client._progress.clear()
+            await client._progress.wait()
+    assert [position for position, _ in client.unacked()] == [4, 5]
+    assert client.retained_bytes == 0  # taken
+    await client.close()
+    await server.close()
+
+
+async def test_input_kept_for_a_replacement_is_bounded(monkeypatch):
+    monkeypatch.setattr(MediaClient, "MAX_RETAINED_BYTES", 200)
+    server = MediaServer(Recorder())
+    client = MediaClient(await server.start())
+    await client.connect()
+    for position in range(1, 21):
+        number = await client.send("audio", bytes(40), position=position)
+    async with asyncio.timeout(5):
+        await client.wait_acked(number)
+    kept = [position for position, _ in client.unacked()]
+    assert kept == list(range(21 - len(kept), 21)) and len(kept) < 20
+    assert client.forgotten == 20 - len(kept)
     await client.close()
     await server.close()
 
@@ -400,7 +444,7 @@ async def test_input_resent_on_a_new_channel_is_handled_once():
         await first.send("audio", bytes([position]) * 2, position=position)
     await received.until(5)
     # Pretend no ack arrived: take every frame written as unacknowledged and resend it.
-    frames = [encode_frame("audio", bytes([p]) * 2, 0.0, p) for p in range(1, 6)]
+    frames = [(p, encode_frame("audio", bytes([p]) * 2, 0.0, p)) for p in range(1, 6)]
     await first.close()
     second = MediaClient(endpoint)
     await second.connect()

@@ -28,9 +28,10 @@ from .fault_calls import (
     TaggedCaller,
     assert_exactly_once,
     assert_seqs_once,
-    audio_at_provider,
+    conversation_audio,
     frame_bodies,
     provider_segments,
+    stranded_audio_ms,
 )
 from .stack import EmulatorThread, http_client
 from .test_faults import actor_info, end_calls, resumed_at
@@ -167,10 +168,11 @@ async def test_a_lost_node_moves_its_calls_within_five_seconds_losing_nothing(
     segments = provider_segments(emulator)
     print(f"\nnode {how}: call moved to another node and serving after {recovery:.2f} s")
     try:
-        assert_exactly_once(audio_at_provider(emulator), callers)
+        assert_exactly_once(conversation_audio(emulator), callers)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; provider sessions {segments}") from None
     for caller in callers:
         assert_seqs_once(caller)
     assert moved_to != worker_node.node_id
+    assert stranded_audio_ms(emulator).get(victim.tag, 0) == 0
     assert recovery < 5.0

@@ -27,7 +27,7 @@ from .fault_calls import (
     TaggedCaller,
     assert_exactly_once,
     assert_seqs_once,
-    audio_at_provider,
+    conversation_audio,
     frame_bodies,
 )
 from .stack import EmulatorThread, http_client
@@ -121,7 +121,7 @@ async def test_calls_survive_a_fault_every_interval_for_minutes(
     await asyncio.gather(*streams)
     await end_calls(base, callers)
 
-    frames = audio_at_provider(emulator)
+    frames = conversation_audio(emulator)
     sent = sum(len(c.frames) for c in callers)
     arrived = {c.tag: frames.get(c.tag, []) for c in callers}
     missing = sum(len(set(range(len(c.frames))) - set(arrived[c.tag])) for c in callers)

@@ -22,11 +22,14 @@ Acknowledgement (version 2). Input from a caller's stream carries its *session i
 frame to the session only if its position is above the highest it has handed over (``position``;
 a replacement actor starts from its saved state's), so input resent after a failure is never
 applied twice; frames without a position are always applied. After handling frames the actor
-writes ``["ack", [handled, position], ts]`` (``handled``: frames handled on this connection,
-duplicates included), coalesced per event-loop turn, and at least every :data:`HEARTBEAT_S` as a
-heartbeat. Before it closes the channel on purpose it writes ``["bye", reason, ts]``. The replica
-keeps every frame until it is acknowledged and resends the rest on a new channel
-(:class:`~.media_client.MediaClient`).
+writes ``["ack", [handled, position, durable], ts]`` (``handled``: frames handled on this
+connection, duplicates included), coalesced per event-loop turn, and at least every
+:data:`HEARTBEAT_S` as a heartbeat. ``durable`` is the highest position a replacement actor
+would not need again: the actor sets it (:meth:`MediaServer.set_durable`) after saving the call's
+state, which carries the audio the provider had not yet committed. Before it closes the channel
+on purpose it writes ``["bye", reason, ts]``. The replica keeps every frame until it is handled,
+and positioned frames until they are durable, and resends them on a new channel
+(:class:`~.media_client.MediaClient`); the welcome gives ``position`` and ``durable`` too.
 
 Fencing. A replica that gives up on a silent actor replaces it; if the old one was only frozen
 (SIGSTOP, a stalled VM) it may wake up with frames still in its socket. So before handing over a
@@ -124,6 +127,10 @@ class MediaServer:
         self._live: set[_Connection] = set()
         self._held = 0
         self.position = position
+        #: The highest position the handler has finished with (``position`` is taken before).
+        self.applied = position
+        #: The highest position whose effect is saved with the call's state (see the module doc).
+        self.durable = position
         #: Frames received again after a resend (already handled): dropped, counted.
         self.duplicates = 0
         self._still_current = still_current
@@ -234,6 +241,7 @@ class MediaServer:
             "version": PROTOCOL_VERSION,
             "max_frame": MAX_FRAME,
             "position": self.position,
+            "durable": self.durable,
             "heartbeat_s": self._heartbeat_s,
         }
         writer.write(encode_frame("welcome", info, time.time()))
@@ -268,6 +276,8 @@ class MediaServer:
                 if position is not None:
                     self.position = position
                 await self._handler(frame.kind, frame.payload, frame.sent_at)
+                if position is not None:
+                    self.applied = max(self.applied, position)
             else:
                 self.duplicates += 1
             connection.handled += 1
@@ -279,7 +289,13 @@ class MediaServer:
         connection.ack_due = False
         writer = connection.writer
         if not writer.is_closing():
-            writer.write(encode_frame("ack", [connection.handled, self.position]))
+            ack = [connection.handled, self.position, self.durable]
+            writer.write(encode_frame("ack", ack))
+
+    def set_durable(self, position: int) -> None:
+        """Input up to ``position`` is saved with the call's state: replicas may forget it (the
+        next ack or heartbeat tells them)."""
+        self.durable = max(self.durable, min(position, self.applied))
 
     async def _heartbeat(self, connection: _Connection) -> None:
         while True:

@@ -1,8 +1,11 @@
 """The replica side of the media channel: one connection to one session actor.
 
 Every frame written stays in the client until the actor acknowledges it (``ack`` frames, see
-:mod:`.media`), so when the channel fails the router can hand the unacknowledged frames to a new
-channel (to the same actor, or a replacement) with :meth:`MediaClient.adopt`. The channel counts
+:mod:`.media`); a frame with an input position stays longer, until the actor has saved the call's
+state past it (``durable``), because a replacement actor continues from that state. When the
+channel fails the router hands what is kept (:meth:`MediaClient.unacked`) to a new channel (to
+the same actor, which drops what it already has, or a replacement) with
+:meth:`MediaClient.adopt`. The channel counts
 as failed when the actor closes it, says ``bye``, is silent for :data:`~.media_wire.LIVENESS_S`
 (it heartbeats every :data:`~.media_wire.HEARTBEAT_S`), or does not take our writes within
 :attr:`MediaClient.WRITE_DEADLINE` seconds. ``on_lost`` (if given) is called once, with the
@@ -47,6 +50,9 @@ class MediaClient:
     #: Unacknowledged bytes kept for a resend (about 20 s of 24 kHz PCM16); past it a send
     #: waits for acknowledgements (up to WRITE_DEADLINE).
     MAX_UNACKED_BYTES = 1024 * 1024
+    #: Handled but not yet durable bytes kept for a replacement actor; past it the oldest are
+    #: forgotten (counted in ``forgotten``): a replacement would then miss them.
+    MAX_RETAINED_BYTES = 1024 * 1024
 
     def __init__(
         self, endpoint: Endpoint, *, on_lost: Callable[[MediaClient, str], None] | None = None
@@ -55,8 +61,12 @@ class MediaClient:
         self._writer: asyncio.StreamWriter | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._on_lost = on_lost
-        self._unacked: deque[bytes] = deque()
+        self._unacked: deque[tuple[int | None, bytes]] = deque()
         self._unacked_bytes = 0
+        self._retained: deque[tuple[int, bytes]] = deque()
+        self._retained_bytes = 0
+        #: Handled, not yet durable frames dropped for the retention bound.
+        self.forgotten = 0
         self._acked = 0
         self._sent = 0
         self._progress = asyncio.Event()
@@ -67,6 +77,8 @@ class MediaClient:
         self.bye: str | None = None
         #: The highest session input position the actor has handed to the provider.
         self.position = 0
+        #: The highest position saved with the call's state (a replacement starts after it).
+        self.durable = 0
         self.version = 1
 
     @property
@@ -83,6 +95,11 @@ class MediaClient:
     @property
     def unacked_bytes(self) -> int:
         return self._unacked_bytes
+
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes of frames the actor handled but has not yet saved (kept for a replacement)."""
+        return self._retained_bytes
 
     async def connect(self) -> None:
         """Connect and say hello; returns once the actor welcomed us.
@@ -135,6 +152,7 @@ class MediaClient:
         info = frame.payload
         self.version = int(info.get("version", 1))
         self.position = int(info.get("position", 0))
+        self.durable = int(info.get("durable", self.position))
 
     async def _watch(self, reader: asyncio.StreamReader) -> None:
         """Read the actor's acks and heartbeats; any silence, EOF or bad frame fails the channel."""
@@ -165,10 +183,30 @@ class MediaClient:
 
     def _acknowledge(self, payload: Any) -> None:
         handled, position = int(payload[0]), int(payload[1])
-        while self._acked < handled and self._unacked:
-            self._unacked_bytes -= len(self._unacked.popleft())
-            self._acked += 1
+        durable = int(payload[2]) if len(payload) > 2 else position
         self.position = max(self.position, position)
+        self.durable = max(self.durable, durable)
+        while self._acked < handled and self._unacked:
+            at, frame = self._unacked.popleft()
+            self._unacked_bytes -= len(frame)
+            self._acked += 1
+            newest = self._retained[-1][0] if self._retained else self.durable
+            if at is not None and at > newest:  # a resent frame is retained once
+                self._retained.append((at, frame))
+                self._retained_bytes += len(frame)
+        while self._retained and (
+            self._retained[0][0] <= self.durable or self._retained_bytes > self.MAX_RETAINED_BYTES
+        ):
+            at, frame = self._retained.popleft()
+            self._retained_bytes -= len(frame)
+            if at > self.durable:
+                self.forgotten += 1
+                if self.forgotten == 1:
+                    log.warning(
+                        "over %d bytes of input not yet saved by the actor: the oldest are no"
+                        " longer kept for a replacement",
+                        self.MAX_RETAINED_BYTES,
+                    )
         self._progress.set()
 
     def _lost(self, reason: str) -> None:
@@ -194,21 +232,22 @@ class MediaClient:
         Raises ProviderConnectionError if the channel is already gone (nothing was written). If
         it fails afterwards the frame stays among :meth:`unacked`, for the next channel.
         """
-        return await self._write(encode_frame(kind, payload, sent_at, position))
+        return await self._write(encode_frame(kind, payload, sent_at, position), position)
 
-    async def adopt(self, frames: list[bytes]) -> None:
-        """Send frames another channel wrote but never got acknowledged, in order."""
-        for frame in frames:
-            await self._write(frame)
+    async def adopt(self, frames: list[tuple[int | None, bytes]]) -> None:
+        """Send frames another channel kept (:meth:`unacked`), in order; the actor drops the
+        positions it already has."""
+        for position, frame in frames:
+            await self._write(frame, position)
 
-    async def _write(self, frame: bytes) -> int:
+    async def _write(self, frame: bytes, position: int | None) -> int:
         writer = self._writer
         if writer is None or not self.connected:
             raise ProviderConnectionError(
                 f"the session's media channel is closed ({self.failure or 'not connected'})"
             )
         if self.version >= 2:
-            self._unacked.append(frame)
+            self._unacked.append((position, frame))
             self._unacked_bytes += len(frame)
         writer.write(frame)
         self._sent += 1
@@ -242,9 +281,13 @@ class MediaClient:
             self._progress.clear()
             await self._progress.wait()
 
-    def unacked(self) -> list[bytes]:
-        """The frames written but not acknowledged, oldest first (taken: the list is cleared)."""
-        frames = list(self._unacked)
+    def unacked(self) -> list[tuple[int | None, bytes]]:
+        """``(position, frame)`` for every frame a new channel must carry, oldest first: those
+        handled but not yet durable, then those not acknowledged (taken: both are cleared)."""
+        frames: list[tuple[int | None, bytes]] = list(self._retained)
+        frames += self._unacked
+        self._retained.clear()
+        self._retained_bytes = 0
         self._unacked.clear()
         self._unacked_bytes = 0
         return frames
