@@ -29,6 +29,7 @@ from .fault_calls import (
     assert_seqs_once,
     conversation_audio,
     frame_bodies,
+    stranded_audio_ms,
 )
 from .stack import EmulatorThread, http_client
 from .test_faults import actor_info, end_calls
@@ -129,6 +130,7 @@ async def test_calls_survive_a_fault_every_interval_for_minutes(
     events = sum(len(c.seqs) for c in callers)
     seq_faults = sum(1 for c in callers if c.seqs != list(range(1, len(c.seqs) + 1)))
     closes = Counter(code for c in callers for code, _ in c.closed)
+    stranded = stranded_audio_ms(emulator)
     print(f"\nsoak: {CALLS} calls x {MINUTES:g} min, a fault every {FAULT_EVERY_S:g} s")
     for kind, times in recoveries.items():
         print(
@@ -138,9 +140,11 @@ async def test_calls_survive_a_fault_every_interval_for_minutes(
     print(
         f"  frames sent {sent}, missing {missing}, duplicated {duplicated} (20 ms each);"
         f" events {events}, calls with a seq gap or repeat {seq_faults};"
-        f" reconnects {sum(c.reconnects for c in callers)}, closes by code {dict(closes)}"
+        f" reconnects {sum(c.reconnects for c in callers)}, closes by code {dict(closes)};"
+        f" speech stranded on lost provider connections {sum(stranded.values())} ms"
     )
     assert struck >= 1
+    assert stranded == {}
     assert_exactly_once(frames, callers)
     for caller in callers:
         assert_seqs_once(caller)
