@@ -527,6 +527,35 @@ def test_committed_audio_is_not_replayed():
     assert events[-1].final
 
 
+def test_audio_sent_while_a_commit_notice_was_in_flight_stays_pending():
+    """The server commits at speech_stopped.audio_end_ms; audio we sent after that point, before
+    the notice arrived, is the next turn's and must still be replayed by a continuation."""
+    proto = make()
+    ready(proto)
+    proto.send_audio(b"\x01\x00" * 24000, 0)  # 1 s: the turn
+    proto.send_audio(b"\x02\x00" * 7200, 0)  # 300 ms sent after the server's commit point
+    feed(proto, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1000, "item_id": "u"})
+    feed(proto, {"type": "input_audio_buffer.committed", "item_id": "u"})
+    assert proto.continuation("x").pending_audio == b"\x02\x00" * 7200
+    # a continuation's replayed audio counts: the new connection's offsets include it
+    new = make(continuation=proto.continuation("x"))
+    ready(new)
+    new.send_audio(b"\x03\x00" * 2400, 0)  # 100 ms
+    feed(new, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 300, "item_id": "v"})
+    feed(new, {"type": "input_audio_buffer.committed", "item_id": "v"})
+    assert new.continuation("x").pending_audio == b"\x03\x00" * 2400
+
+
+def test_a_manual_commit_takes_what_was_sent_before_it():
+    proto = make(extra={"turn_detection": None})
+    ready(proto)
+    proto.send_audio(b"\x01\x00" * 4800, 0)
+    proto.end_turn(0)
+    proto.send_audio(b"\x02\x00" * 2400, 0)  # after the commit: the next turn
+    feed(proto, {"type": "input_audio_buffer.committed", "item_id": "u"})
+    assert proto.continuation("x").pending_audio == b"\x02\x00" * 2400
+
+
 def test_manual_turn_detection_commits_and_requests_a_response():
     proto = make(extra={"turn_detection": "none"})
     frames = ready(proto)

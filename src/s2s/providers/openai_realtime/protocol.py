@@ -127,6 +127,12 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         # send again once ready.
         self._uncommitted = bytearray(continuation.pending_audio if continuation else b"")
         self._replay_audio_bytes = len(self._uncommitted)
+        # Bytes of audio this connection's server gets in all (the replay first), and where its
+        # next commit ends (speech_stopped.audio_end_ms, or what we sent before a manual commit):
+        # a commit takes the audio up to there only, not what was sent while its notice was in
+        # flight.
+        self._audio_total = len(self._uncommitted)
+        self._commit_end: int | None = None
         self._queued: list[str] = []  # application frames waiting for READY
         self._response: _Response | None = None
         self._response_requested = False
@@ -259,6 +265,7 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         if not pcm:
             return
         self._uncommitted += pcm
+        self._audio_total += len(pcm)
         if len(self._uncommitted) > MAX_UNCOMMITTED_BYTES:
             del self._uncommitted[: len(self._uncommitted) - MAX_UNCOMMITTED_BYTES]
         self._send_app(wire.audio_append(pcm))
@@ -302,6 +309,7 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
 
     def end_turn(self, now: float) -> None:
         self._check_open("end_turn")
+        self._commit_end = self._audio_total
         self._send_app(wire.dumps({"type": "input_audio_buffer.commit"}))
         if self.settings.turn_detection is None:
             self._want_response = True
@@ -445,11 +453,14 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
                 self._speech_started(ev, now)
             case "input_audio_buffer.speech_stopped":
                 self._caller_speaking = False
+                end_ms = ev.get("audio_end_ms")
+                if isinstance(end_ms, int | float) and end_ms >= 0:
+                    self._commit_end = int(end_ms * self.input_rate // 1000) * 2
                 self._emit(
                     SessionEvent(EventType.SPEECH_STOPPED, item_id=ev.get("item_id"), at=now)
                 )
             case "input_audio_buffer.committed":
-                self._uncommitted.clear()
+                self._forget_committed()
                 self._caller_speaking = False
                 item_id = ev.get("item_id")
                 if item_id and not self.conversation.has_item(item_id):
@@ -593,6 +604,16 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         if isinstance(item, FunctionCall):
             return wire.function_call_item(item.call_id, item.name, item.arguments)
         return wire.function_output_item(item.call_id, item.output)
+
+    def _forget_committed(self) -> None:
+        """Drop the committed audio from what a continuation would replay: up to the commit's
+        end if known, else all of it."""
+        end, self._commit_end = self._commit_end, None
+        start = self._audio_total - len(self._uncommitted)
+        if end is None:
+            self._uncommitted.clear()
+        elif end > start:
+            del self._uncommitted[: end - start]
 
     def _speech_started(self, ev: dict[str, Any], now: float) -> None:
         self._caller_speaking = True
