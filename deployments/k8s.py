@@ -8,6 +8,9 @@ written into its ``generated/`` folder:
   overrides merged in (validated).
 * ``serve-config.yaml``: a patch setting the RayService's ``serveConfigV2`` from the same
   configuration (:mod:`deployments.serve_config`).
+* ``ray.env``: the Ray processes' environment for ``serve.ingress`` (the ``s2s-ray-env``
+  ConfigMap every Ray pod takes in ``envFrom``): with ``haproxy``, Serve's HAProxy ingress
+  (:func:`deployments.haproxy.cluster_environment`); with ``proxy``, nothing.
 
 The base also gets ``redis-acl.conf``: the app Redis's ACL users per role, without passwords
 (:mod:`s2s.service.redis_acl`), which becomes the ``s2s-redis-acl`` ConfigMap; the Redis pod
@@ -31,6 +34,7 @@ from s2s.service.config import ServiceConfig
 from s2s.service.config import _merge as merge_config  # as S2S_* env overrides merge
 from s2s.service.redis_acl import rules_file
 
+from .haproxy import cluster_environment
 from .serve_config import serve_config
 
 __all__ = ["ACL_RULES", "RAYSERVICE_NAME", "render", "stale_files", "write_files"]
@@ -73,6 +77,13 @@ def _serve_patch(config: ServiceConfig, source: str) -> str:
     )
 
 
+def _ray_env(config: ServiceConfig, source: str) -> str:
+    values = cluster_environment() if config.serve.ingress == "haproxy" else {}
+    body = "".join(f"{name}={value}\n" for name, value in values.items())
+    note = f"# serve.ingress: {config.serve.ingress}\n"
+    return _HEADER.format(source=source) + note + body
+
+
 def _targets(k8s: Path) -> list[Path]:
     overlays = sorted(p.parent for p in (k8s / "overlays").glob(f"*/{OVERRIDES}"))
     return [k8s / "base", *overlays]
@@ -102,6 +113,7 @@ def render(project: Path) -> dict[Path, str]:
         generated = target / "generated"
         files[generated / "config.yaml"] = _HEADER.format(source=label) + config_text
         files[generated / "serve-config.yaml"] = _serve_patch(config, label)
+        files[generated / "ray.env"] = _ray_env(config, label)
     acl_source = "s2s.service.redis_acl (one line per Redis ACL user, no passwords)"
     files[project / "k8s" / "base" / "generated" / ACL_RULES] = rules_file(
         _HEADER.format(source=acl_source)

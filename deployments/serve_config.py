@@ -59,10 +59,11 @@ def serve_config(
         ConfigurationError: a setting the Kubernetes deployment does not support.
     """
     serve_cfg = config.serve
-    if serve_cfg.direct_ingress:
+    if serve_cfg.ingress == "direct":
         raise ConfigurationError(
-            "serve.direct_ingress is experimental and not supported by the k8s manifests "
-            "(the Service would have to reach each replica's own port); set it to false"
+            "serve.ingress: direct is for local runs: the k8s Service reaches port 8000 on "
+            "every pod, where only haproxy (the default) or proxy listens; set serve.ingress "
+            "to haproxy"
         )
     http_options: dict[str, Any] = {"host": "0.0.0.0", "port": serve_cfg.port}
     if serve_cfg.request_timeout_s is not None:  # else no timeout: it would cut WebSockets

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,6 +109,8 @@ class LocalStack:
         self._stopping = threading.Event()
         self._ray_started = False
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._saved_environment: dict[str, str | None] = {}
+        self._haproxy_dir: str | None = None
 
     # -- start --------------------------------------------------------------------------------
 
@@ -170,17 +173,21 @@ class LocalStack:
         import ray
         from ray import serve
 
-        from . import transport_limits
+        from . import haproxy, transport_limits
         from .app import build_app
 
-        if config.serve.direct_ingress:
-            os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
-        # The proxies (started by Ray from this environment) refuse oversized frames themselves.
-        os.environ.update(
-            transport_limits.environment(
-                config.serve.max_frame_bytes, config.serve.max_control_bytes
-            )
+        ingress = config.serve.ingress
+        environment = transport_limits.environment(
+            config.serve.max_frame_bytes, config.serve.max_control_bytes
         )
+        if ingress == "direct":
+            environment["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
+        elif ingress == "haproxy":
+            self._haproxy_dir = haproxy.make_run_dir()
+            environment |= haproxy.environment(self._haproxy_dir, bind_host=config.serve.host)
+        # Ray's processes (the proxies, HAProxy, the replicas) take these from this environment;
+        # they are put back as they were on stop, so the next stack in this process starts clean.
+        self._set_environment(environment)
         ray.init(
             address="local",
             namespace="s2s",
@@ -194,17 +201,39 @@ class LocalStack:
         if config.serve.request_timeout_s is not None:
             http_options["request_timeout_s"] = config.serve.request_timeout_s
         # With direct ingress the replicas serve HTTP themselves; a proxy would only cost CPU.
-        # One machine has one port: nodes joined to this Ray (the fault suite's) get no proxy.
-        proxy = "Disabled" if config.serve.direct_ingress else "HeadOnly"
+        # One machine has one port: nodes joined to this Ray (the fault suite's) get no proxy
+        # (or HAProxy); the head's reaches replicas on every node.
+        proxy = "Disabled" if ingress == "direct" else "HeadOnly"
         serve.start(http_options=http_options, proxy_location=proxy)
         serve.run(build_app(config=config), name="s2s", route_prefix="/", blocking=False)
         base = f"http://{config.serve.host}:{config.serve.port}"
-        if config.serve.direct_ingress:
+        if ingress == "direct":
             base = self._direct_ingress_url(config.serve.host)
         self._wait_healthy(base)
-        mode = "direct ingress" if config.serve.direct_ingress else "proxy"
-        print(f"serve: ingress at {base} ({mode})", flush=True)
+        mode = {"direct": "direct ingress", "proxy": "Serve proxy", "haproxy": "HAProxy"}
+        print(f"serve: ingress at {base} ({mode[ingress]})", flush=True)
         return base
+
+    def _run_dir(self, name: str) -> str:
+        """A private directory for this stack's runtime files (removed on stop)."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="s2s-stack-")
+        path = os.path.join(self._workdir.name, name)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
 
     @staticmethod
     def _direct_ingress_url(host: str, timeout: float = 60.0) -> str:
@@ -238,13 +267,12 @@ class LocalStack:
 
     def _effective_config(self) -> str:
         """The stack's resolved configuration as a private file (what the workers load)."""
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="s2s-stack-")
-            path = os.path.join(self._workdir.name, "config.yaml")
+        path = os.path.join(self._run_dir("config"), "config.yaml")
+        if not os.path.exists(path):
             with open(path, "w") as handle:
                 yaml.safe_dump(self.config.model_dump(mode="json"), handle)
             os.chmod(path, 0o600)
-        return os.path.join(self._workdir.name, "config.yaml")
+        return path
 
     def _start_workers(self, redis_url: str) -> None:
         for pool in self.config.tool_pools:
@@ -308,6 +336,10 @@ class LocalStack:
                 serve.shutdown()  # type: ignore[no-untyped-call]
             ray.shutdown()
             self._ray_started = False
+        self._restore_environment()
+        if self._haproxy_dir is not None:
+            shutil.rmtree(self._haproxy_dir, ignore_errors=True)
+            self._haproxy_dir = None
         if self._emulators is not None:
             self._emulators.stop()
             self._emulators = None

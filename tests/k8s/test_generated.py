@@ -84,10 +84,18 @@ def test_overlay_overrides_are_merged_and_validated(project: Path):
 
 def test_direct_ingress_is_refused_with_a_clear_error(project: Path):
     config = project / "config.yaml"
-    config.write_text(config.read_text().replace("direct_ingress: false", "direct_ingress: true"))
+    config.write_text(config.read_text().replace("ingress: haproxy", "ingress: direct"))
     out = run("k8s", "render", "--project", str(project))
     assert out.returncode == 2
-    assert "serve.direct_ingress" in out.stderr
+    assert "serve.ingress: direct is for local runs" in out.stderr
+
+
+def test_the_python_proxy_path_renders_no_haproxy_environment(project: Path):
+    config = project / "config.yaml"
+    config.write_text(config.read_text().replace("ingress: haproxy", "ingress: proxy"))
+    assert run("k8s", "render", "--project", str(project)).returncode == 0
+    env = (project / "k8s" / "base" / "generated" / "ray.env").read_text()
+    assert "serve.ingress: proxy" in env and "RAY_SERVE_ENABLE_HA_PROXY" not in env
 
 
 def test_render_needs_a_project_folder(tmp_path: Path):

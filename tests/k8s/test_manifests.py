@@ -281,6 +281,24 @@ def test_disruption_budgets_cover_the_session_workers_and_tool_workers(
 # -- probes, Service, resources, secrets -----------------------------------------------------------
 
 
+def test_every_ray_pod_runs_serves_haproxy_ingress(
+    docs: list[dict[str, Any]], rayservice: dict[str, Any]
+) -> None:
+    """serve.ingress: haproxy (the default): every Ray pod takes the generated environment that
+    turns on Serve's HAProxy ingress, and serveConfigV2 puts an ingress on every pod's port."""
+    assert mounted_config(docs, rayservice).serve.ingress == "haproxy"
+    for spec in ray_pod_specs(rayservice):
+        for container in spec["containers"]:
+            names = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
+            (name,) = names
+            env = one(docs, "ConfigMap", name)["data"]
+            assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1", container["name"]
+            assert float(env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"]) <= 10
+    serve_config = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
+    assert serve_config["proxy_location"] == "EveryNode"
+    assert serve_config["http_options"] == {"host": "0.0.0.0", "port": 8000}
+
+
 def test_workers_are_ready_on_healthz_and_never_restarted_by_it(rayservice: dict[str, Any]) -> None:
     for group in cluster(rayservice)["workerGroupSpecs"]:
         container = group["template"]["spec"]["containers"][0]
@@ -351,7 +369,8 @@ def test_secrets_are_referenced_and_never_inlined(
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     referenced.add(ref["name"])
-            referenced |= {e["secretRef"]["name"] for e in container.get("envFrom", [])}
+            sources = container.get("envFrom", [])
+            referenced |= {e["secretRef"]["name"] for e in sources if "secretRef" in e}
     assert referenced <= SECRETS
     assert {"s2s-provider-keys", "s2s-api-keys", *ROLE_SECRETS} <= referenced
     config = mounted_config(docs, rayservice)

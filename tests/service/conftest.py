@@ -39,12 +39,14 @@ def emulator() -> Iterator[EmulatorThread]:
 
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[LocalStack]:
-    """The whole service for one test module (a module may set ``SESSION_SLOTS``)."""
+    """The whole service for one test module (a module may set ``SESSION_SLOTS``, and
+    ``SERVE_SETTINGS``: ``serve`` settings over the tests' own)."""
     with_repo_on_path()
     data: dict[str, Any] = service_config(emulator.emulator.url)
     slots = getattr(request.module, "SESSION_SLOTS", None)
     if slots is not None:
         data["sessions"]["slots_per_node"] = slots
+    data["serve"] |= getattr(request.module, "SERVE_SETTINGS", {})
     local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=2)
     local.start()
     yield local

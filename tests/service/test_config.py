@@ -26,13 +26,13 @@ def test_defaults_without_a_file():
 def test_environment_overrides_any_value():
     environ = {
         "S2S_REDIS__URL": "redis://cache:6379/2",
-        "S2S_SERVE__DIRECT_INGRESS": "true",
+        "S2S_SERVE__INGRESS": "direct",
         "S2S_TOOL_POOLS__DEFAULT__TIMEOUT_S": "20",
         "S2S_AUTH__API_KEYS": "[a, b]",
         "UNRELATED": "x",
     }
     config = load_config(ROOT / "config.yaml", environ=environ)
-    assert config.redis.url == "redis://cache:6379/2" and config.serve.direct_ingress
+    assert config.redis.url == "redis://cache:6379/2" and config.serve.ingress == "direct"
     assert config.tool_pools["default"].timeout_s == 20
     assert config.auth.api_keys == ["a", "b"]
     assert env_overrides({"S2S_A__B__C": "1"}) == {"a": {"b": {"c": 1}}}
@@ -73,3 +73,8 @@ def test_bad_files(tmp_path):
 def test_api_keys_from_config_and_environment():
     config = ServiceConfig(auth={"api_keys": ["k1"]})
     assert config.auth.keys({"S2S_API_KEYS": "k2, k3,"}) == {"k1", "k2", "k3"}
+
+
+def test_the_old_direct_ingress_flag_names_its_replacement():
+    with pytest.raises(s2s.ConfigurationError, match="replaced by ingress: haproxy"):
+        load_config(None, environ={"S2S_SERVE__DIRECT_INGRESS": "true"})

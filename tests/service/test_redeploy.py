@@ -34,19 +34,24 @@ async def test_a_redeploy_with_live_calls_loses_nothing(
         update={"serve": stack.config.serve.model_copy(update={"replica_cpus": 0.4})}
     )
     began = time.monotonic()
-    await asyncio.to_thread(
-        serve.run, build_app(config=config), name="s2s", route_prefix="/", blocking=False
+    # serve.run returns once the old replica is gone; the callers must move long before that.
+    redeploy = asyncio.create_task(
+        asyncio.to_thread(
+            serve.run, build_app(config=config), name="s2s", route_prefix="/", blocking=False
+        )
     )
     async with asyncio.timeout(120):
         while not all(c.reconnects for c in callers):
             await asyncio.sleep(0.05)
     moved = time.monotonic() - began
+    await redeploy
     await asyncio.gather(*streams)
     await end_calls(base, callers)
     codes = sorted({code for c in callers for code, _ in c.closed})
     print(
         f"\nredeploy: every caller reconnected to the new replica {moved:.2f} s after the"
-        f" redeploy began (old sockets closed with {codes})"
+        f" redeploy began (old sockets closed with {codes};"
+        f" {sum(c.reconnects for c in callers)} reconnects in all)"
     )
     assert codes == [1012]
     assert moved < stack.config.serve.graceful_shutdown_timeout_s / 2

@@ -2,7 +2,7 @@
 
 Any value can be overridden with an environment variable named after its path:
 ``S2S_<SECTION>__<KEY>[__<KEY>...]``, values parsed as YAML (so numbers, booleans and lists work),
-for example ``S2S_REDIS__URL=redis://redis:6379/0`` or ``S2S_SERVE__DIRECT_INGRESS=true``.
+for example ``S2S_REDIS__URL=redis://redis:6379/0`` or ``S2S_SERVE__INGRESS=proxy``.
 A wrong key or value is an error that names it: ``config.yaml: serve.max_ongoing_requests:
 Input should be greater than 0``.
 """
@@ -17,7 +17,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigurationError
 
@@ -103,9 +110,13 @@ class ServeSettings(_Section):
     """Each open WebSocket holds one slot for its whole life: this is calls per replica."""
     graceful_shutdown_timeout_s: float = Field(60.0, ge=0)
     replica_cpus: float = Field(0.5, ge=0)
-    direct_ingress: bool = False
-    """Serve's experimental direct ingress: replicas serve HTTP/WebSockets themselves (ports
-    from 30000), skipping the proxy hop (much cheaper per audio frame; see docs/benchmarks.md)."""
+    ingress: Literal["haproxy", "proxy", "direct"] = "haproxy"
+    """How calls reach the ingress replicas. ``haproxy`` (the default, and what the k8s
+    manifests deploy): Serve's HAProxy ingress on ``port`` forwards each connection to a replica
+    that serves HTTP and WebSockets itself, so audio frames never cross a Python proxy.
+    ``proxy``: Serve's Python proxy on ``port`` (every frame takes several Ray calls; ~7x the
+    added latency, see docs/benchmarks.md). ``direct``: replicas serve on their own ports from
+    30000 and nothing listens on ``port`` (local runs only)."""
     max_frame_bytes: int = Field(65536, gt=0)
     """Largest binary audio frame accepted; larger frames close the socket with 1009."""
     max_control_bytes: int = Field(131072, gt=0)
@@ -131,6 +142,16 @@ class ServeSettings(_Section):
     """Bound on starting a session (placing the actor and connecting the provider); then the
     request gets a 503 and the actor is removed."""
     request_timeout_s: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_direct_ingress(cls, data: Any) -> Any:
+        """The old ``direct_ingress`` flag gets an error that names its replacement."""
+        if isinstance(data, dict) and "direct_ingress" in data:
+            raise ValueError(
+                "direct_ingress was replaced by ingress: haproxy (the default), proxy or direct"
+            )
+        return data
 
 
 class SessionSettings(_Section):

@@ -23,11 +23,13 @@ frame to the session only if its position is above the highest it has handed ove
 a replacement actor starts from its saved state's), so input resent after a failure is never
 applied twice; frames without a position are always applied. After handling frames the actor
 writes ``["ack", [handled, position, durable], ts]`` (``handled``: frames handled on this
-connection, duplicates included), coalesced per event-loop turn, and at least every
-:data:`HEARTBEAT_S` as a heartbeat. ``durable`` is the highest position a replacement actor
-would not need again: the actor sets it (:meth:`MediaServer.set_durable`) after saving the call's
-state, which carries the audio the provider had not yet committed. Before it closes the channel
-on purpose it writes ``["bye", reason, ts]``. The replica keeps every frame until it is handled,
+connection, duplicates included): at once (coalesced per event-loop turn) after any other
+kind, at most every :data:`AUDIO_ACK_S` after audio (one write and one wakeup of the replica
+per five frames, not per frame), and at least every :data:`HEARTBEAT_S` as a heartbeat.
+``durable`` is the highest position a replacement actor would not need again: the actor sets
+it (:meth:`MediaServer.set_durable`) after saving the call's state, which carries the audio the
+provider had not yet committed. Before it closes the channel on purpose it writes ``["bye",
+reason, ts]``. The replica keeps every frame until it is handled,
 and positioned frames until they are durable, and resends them on a new channel
 (:class:`~.media_client.MediaClient`); the welcome gives ``position`` and ``durable`` too.
 
@@ -73,6 +75,9 @@ log = logger.getChild("media")
 
 HELLO_TIMEOUT = 2.0
 MAX_CONNECTIONS = 8
+#: Audio frames are acknowledged at most this often (seconds): acks only let the replica forget
+#: input, and audio is most frames. Other kinds (which a replica may wait on) are acked at once.
+AUDIO_ACK_S = 0.1
 KINDS = frozenset({"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "close"})
 
 #: After a refusal, wait at most this long (reading at most _REFUSE_DISCARD bytes) for the peer
@@ -87,12 +92,14 @@ Check = Callable[[], Awaitable[bool]]
 class _Connection:
     """One replica's connection: what it has handled, and its acks."""
 
-    __slots__ = ("ack_due", "handled", "writer")
+    __slots__ = ("ack_at", "ack_timer", "handled", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.handled = 0
-        self.ack_due = False
+        #: The pending ack, and the loop time it is due at.
+        self.ack_timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self.ack_at = 0.0
 
 
 class MediaServer:
@@ -253,6 +260,8 @@ class MediaServer:
         finally:
             self._live.discard(connection)
             heartbeat.cancel()
+            if connection.ack_timer is not None:
+                connection.ack_timer.cancel()
 
     async def _receive(
         self, reader: asyncio.StreamReader, connection: _Connection, peer: object
@@ -281,12 +290,22 @@ class MediaServer:
             else:
                 self.duplicates += 1
             connection.handled += 1
-            if not connection.ack_due:
-                connection.ack_due = True
-                loop.call_soon(self._ack, connection)
+            now = loop.time()
+            due = now + AUDIO_ACK_S if frame.kind == "audio" else now
+            if connection.ack_timer is None or due < connection.ack_at:
+                if connection.ack_timer is not None:
+                    connection.ack_timer.cancel()
+                connection.ack_at = due
+                connection.ack_timer = (
+                    loop.call_soon(self._ack, connection)
+                    if due == now
+                    else loop.call_at(due, self._ack, connection)
+                )
 
     def _ack(self, connection: _Connection) -> None:
-        connection.ack_due = False
+        if connection.ack_timer is not None:
+            connection.ack_timer.cancel()
+            connection.ack_timer = None
         writer = connection.writer
         if not writer.is_closing():
             ack = [connection.handled, self.position, self.durable]
