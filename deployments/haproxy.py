@@ -15,9 +15,12 @@ binary) rewrites them to that host first, so a local service listens on loopback
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -28,6 +31,7 @@ __all__ = [
     "cluster_environment",
     "confine_binds",
     "environment",
+    "kill_leftovers",
     "main",
     "make_run_dir",
     "real_binary",
@@ -142,12 +146,40 @@ def _rewrite(path: Path, host: str) -> None:
     os.replace(temporary, path)
 
 
+def _die_with_parent() -> None:
+    """Linux: this process (HAProxy, after the exec) gets SIGTERM when the process that started
+    it (Ray's HAProxy manager) dies, so a killed Ray leaves no HAProxy holding the port."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl: nobody will stop us
+        raise SystemExit("s2s-haproxy: the process that started HAProxy is gone")
+
+
+def kill_leftovers(run_dir: str) -> int:
+    """Stop every HAProxy still running from ``run_dir`` (after Ray is down); how many."""
+    killed = 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"haproxy" in command and run_dir.encode() in command:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
 def main() -> None:
     """``s2s-haproxy ARGS``: confine the config named by ``-f`` to the bind host, run HAProxy.
 
     The process becomes HAProxy (same arguments, so Ray still recognises its workers by the
-    config path on their command line).
+    config path on their command line), and dies with the process that started it.
     """
+    _die_with_parent()
     args = sys.argv[1:]
     host = os.environ.get(BIND_HOST_ENV)
     if host and "-f" in args[:-1]:

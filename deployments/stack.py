@@ -338,6 +338,10 @@ class LocalStack:
             self._ray_started = False
         self._restore_environment()
         if self._haproxy_dir is not None:
+            from .haproxy import kill_leftovers
+
+            if kill_leftovers(self._haproxy_dir):
+                log.warning("HAProxy outlived Ray; stopped it")
             shutil.rmtree(self._haproxy_dir, ignore_errors=True)
             self._haproxy_dir = None
         if self._emulators is not None:
