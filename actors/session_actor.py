@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Coroutine
@@ -95,6 +96,10 @@ class SessionActor:
                 raise SessionClosedError(f"session {self.session_id} has ended")
             try:
                 self._started = await self._start()
+                # What the start loaded (Ray, the provider client, config) lives as long as the
+                # call: keep it out of every later garbage collection, which then only walks
+                # the per-frame garbage (as Serve does for its replicas).
+                gc.freeze()
             except BaseException as exc:
                 error = exc if isinstance(exc, S2SError) else S2SError(f"start failed: {exc!r}")
                 if not isinstance(exc, S2SError):

@@ -35,6 +35,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="tool-worker processes per pool (default 1)",
     )
+    parser.add_argument(
+        "--ingress",
+        choices=("haproxy", "proxy", "direct"),
+        default=None,
+        help="how calls reach the replicas (overrides serve.ingress; default from the config: "
+        "haproxy, Serve's HAProxy ingress on serve.port)",
+    )
 
 
 def _config_path(given: str | None) -> str | None:
@@ -77,8 +84,11 @@ def add_serve(sub: Any) -> None:
 def _stack(args: argparse.Namespace) -> AbstractAsyncContextManager[StackInfo]:
     """The local stack the options describe (its config is loaded and validated here)."""
     path = _config_path(args.config)
+    config = load_config(path)
+    if args.ingress is not None:
+        config = config.with_overrides(serve={**config.serve.model_dump(), "ingress": args.ingress})
     return local_stack(
-        load_config(path), config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
+        config, config_path=path, workers_per_pool=args.workers, verbose=args.verbose > 0
     )
 
 

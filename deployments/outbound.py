@@ -15,11 +15,11 @@ transport already holds, and if the client does not read it within ``stall_s`` e
 connection is simply dropped (the client sees 1006). Nothing is lost: every event is in the
 session's replay log, and the client reconnects with ``last_seq`` to continue.
 
-Behind Serve's HTTP proxy (``serve.direct_ingress: false``) a replica's writes never block:
-Serve's send queue takes them without pushing back and holds what the client has not read, so
-neither limit can trip there (a known limit of that path, measured in ``docs/reliability.md``).
-A replica that serves the socket itself (direct ingress, the HAProxy fast path) pushes back,
-and the budget holds.
+Behind Serve's Python proxy (``serve.ingress: proxy``) a replica's writes never block: Serve's
+send queue takes them without pushing back and holds what the client has not read, so neither
+limit can trip there (a known limit of that path, see ``docs/reliability.md``). A replica that
+serves the socket itself (``haproxy``, the default, and ``direct``) pushes back, and the budget
+holds.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ a replacement actor starts from its saved state's), so input resent after a fail
 applied twice; frames without a position are always applied. After handling frames the actor
 writes ``["ack", [handled, position, durable], ts]`` (``handled``: frames handled on this
 connection, duplicates included): at once (coalesced per event-loop turn) after any other
-kind, at most every :data:`AUDIO_ACK_S` after audio (one write and one wakeup of the replica
-per five frames, not per frame), and at least every :data:`HEARTBEAT_S` as a heartbeat.
+kind; after audio only when the last ack is :data:`AUDIO_ACK_S` old (one write and one wakeup
+of the replica per five frames, not per frame, and no timer of its own); and every
+:data:`HEARTBEAT_S` as a heartbeat (which also acks the last audio of a turn).
 ``durable`` is the highest position a replacement actor would not need again: the actor sets
 it (:meth:`MediaServer.set_durable`) after saving the call's state, which carries the audio the
 provider had not yet committed. Before it closes the channel on purpose it writes ``["bye",
@@ -75,8 +76,9 @@ log = logger.getChild("media")
 
 HELLO_TIMEOUT = 2.0
 MAX_CONNECTIONS = 8
-#: Audio frames are acknowledged at most this often (seconds): acks only let the replica forget
-#: input, and audio is most frames. Other kinds (which a replica may wait on) are acked at once.
+#: Audio frames are acknowledged when the last ack is this old (seconds), else by the next
+#: heartbeat: acks only let the replica forget input, and audio is most frames. Other kinds
+#: (which a replica may wait on) are acked at once.
 AUDIO_ACK_S = 0.1
 KINDS = frozenset({"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "close"})
 
@@ -92,14 +94,14 @@ Check = Callable[[], Awaitable[bool]]
 class _Connection:
     """One replica's connection: what it has handled, and its acks."""
 
-    __slots__ = ("ack_at", "ack_timer", "handled", "writer")
+    __slots__ = ("ack_soon", "acked_at", "handled", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.handled = 0
-        #: The pending ack, and the loop time it is due at.
-        self.ack_timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self.ack_at = 0.0
+        #: An ack scheduled for this event-loop turn, and the loop time of the last one written.
+        self.ack_soon: asyncio.Handle | None = None
+        self.acked_at = 0.0
 
 
 class MediaServer:
@@ -260,8 +262,8 @@ class MediaServer:
         finally:
             self._live.discard(connection)
             heartbeat.cancel()
-            if connection.ack_timer is not None:
-                connection.ack_timer.cancel()
+            if connection.ack_soon is not None:
+                connection.ack_soon.cancel()
 
     async def _receive(
         self, reader: asyncio.StreamReader, connection: _Connection, peer: object
@@ -290,22 +292,17 @@ class MediaServer:
             else:
                 self.duplicates += 1
             connection.handled += 1
-            now = loop.time()
-            due = now + AUDIO_ACK_S if frame.kind == "audio" else now
-            if connection.ack_timer is None or due < connection.ack_at:
-                if connection.ack_timer is not None:
-                    connection.ack_timer.cancel()
-                connection.ack_at = due
-                connection.ack_timer = (
-                    loop.call_soon(self._ack, connection)
-                    if due == now
-                    else loop.call_at(due, self._ack, connection)
-                )
+            if frame.kind != "audio":
+                if connection.ack_soon is None:
+                    connection.ack_soon = loop.call_soon(self._ack, connection)
+            elif loop.time() - connection.acked_at >= AUDIO_ACK_S:
+                self._ack(connection)
 
     def _ack(self, connection: _Connection) -> None:
-        if connection.ack_timer is not None:
-            connection.ack_timer.cancel()
-            connection.ack_timer = None
+        if connection.ack_soon is not None:
+            connection.ack_soon.cancel()
+            connection.ack_soon = None
+        connection.acked_at = asyncio.get_running_loop().time()
         writer = connection.writer
         if not writer.is_closing():
             ack = [connection.handled, self.position, self.durable]
