@@ -49,16 +49,12 @@ from ...log import logger
 from ...playback import PlaybackTracker
 from ...protocol import Continuation, ProviderProtocol
 from . import wire
+from .pending_audio import PendingAudio
 from .settings import PROVIDER, OpenAISettings
 
 __all__ = ["OpenAIRealtimeProtocol", "State"]
 
 log = logger.getChild(PROVIDER)
-
-#: Caller audio kept for replay when the server has not committed it yet (24 kHz PCM16).
-MAX_UNCOMMITTED_BYTES = 30 * 24000 * 2
-#: Replayed audio goes out in appends of this size.
-REPLAY_CHUNK_BYTES = 24000 * 2
 
 #: Error codes that come with a fatal close; held until the close arrives.
 FATAL_CODES = frozenset(
@@ -125,14 +121,9 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         self._replay_want_response = bool(continuation and continuation.state.get("want_response"))
         # Audio the server has not committed. Starts with the previous connection's, which we
         # send again once ready.
-        self._uncommitted = bytearray(continuation.pending_audio if continuation else b"")
-        self._replay_audio_bytes = len(self._uncommitted)
-        # Bytes of audio this connection's server gets in all (the replay first), and where its
-        # next commit ends (speech_stopped.audio_end_ms, or what we sent before a manual commit):
-        # a commit takes the audio up to there only, not what was sent while its notice was in
-        # flight.
-        self._audio_total = len(self._uncommitted)
-        self._commit_end: int | None = None
+        self._pending = PendingAudio(
+            continuation.pending_audio if continuation else b"", rate=self.input_rate
+        )
         self._queued: list[str] = []  # application frames waiting for READY
         self._response: _Response | None = None
         self._response_requested = False
@@ -209,7 +200,7 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
     def continuation(self, reason: str) -> Continuation:
         return Continuation(
             conversation=self.conversation.copy(),
-            pending_audio=bytes(self._uncommitted),
+            pending_audio=self._pending.snapshot(),
             state={"want_response": self._want_response or self._replay_want_response},
             reason=reason,
         )
@@ -264,10 +255,7 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         self._check_open("send_audio")
         if not pcm:
             return
-        self._uncommitted += pcm
-        self._audio_total += len(pcm)
-        if len(self._uncommitted) > MAX_UNCOMMITTED_BYTES:
-            del self._uncommitted[: len(self._uncommitted) - MAX_UNCOMMITTED_BYTES]
+        self._pending.add(pcm)
         self._send_app(wire.audio_append(pcm))
 
     def send_text(self, text: str, now: float) -> None:
@@ -309,7 +297,7 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
 
     def end_turn(self, now: float) -> None:
         self._check_open("end_turn")
-        self._commit_end = self._audio_total
+        self._pending.commit_ends_now()
         self._send_app(wire.dumps({"type": "input_audio_buffer.commit"}))
         if self.settings.turn_detection is None:
             self._want_response = True
@@ -455,18 +443,18 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
                 self._caller_speaking = False
                 end_ms = ev.get("audio_end_ms")
                 if isinstance(end_ms, int | float) and end_ms >= 0:
-                    self._commit_end = int(end_ms * self.input_rate // 1000) * 2
+                    self._pending.commit_ends_at_ms(end_ms)
                 self._emit(
                     SessionEvent(EventType.SPEECH_STOPPED, item_id=ev.get("item_id"), at=now)
                 )
             case "input_audio_buffer.committed":
-                self._forget_committed()
+                self._pending.forget_committed()
                 self._caller_speaking = False
                 item_id = ev.get("item_id")
                 if item_id and not self.conversation.has_item(item_id):
                     self.conversation.append(Message(Role.USER, "", item_id))
             case "input_audio_buffer.cleared":
-                self._uncommitted.clear()
+                self._pending.clear()
             case "conversation.item.input_audio_transcription.delta":
                 self._emit(
                     SessionEvent(
@@ -582,9 +570,8 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
             if replayed is not None:
                 self._send(wire.item_create(replayed))
         self._replay = []
-        pending = bytes(self._uncommitted[: self._replay_audio_bytes])
-        for start in range(0, len(pending), REPLAY_CHUNK_BYTES):
-            self._send(wire.audio_append(pending[start : start + REPLAY_CHUNK_BYTES]))
+        for chunk in self._pending.replay_chunks():
+            self._send(wire.audio_append(chunk))
         queued, self._queued = self._queued, []
         for frame in queued:
             self._send(frame)
@@ -604,16 +591,6 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         if isinstance(item, FunctionCall):
             return wire.function_call_item(item.call_id, item.name, item.arguments)
         return wire.function_output_item(item.call_id, item.output)
-
-    def _forget_committed(self) -> None:
-        """Drop the committed audio from what a continuation would replay: up to the commit's
-        end if known, else all of it."""
-        end, self._commit_end = self._commit_end, None
-        start = self._audio_total - len(self._uncommitted)
-        if end is None:
-            self._uncommitted.clear()
-        elif end > start:
-            del self._uncommitted[: end - start]
 
     def _speech_started(self, ev: dict[str, Any], now: float) -> None:
         self._caller_speaking = True

@@ -1,0 +1,80 @@
+"""Caller audio the OpenAI server has not yet committed to a user turn (sans-I/O bookkeeping).
+
+If the connection is lost, this audio is what a continuation carries to the next connection,
+which sends it again first: the caller's words in the turn in progress are not lost.
+
+A commit takes the audio only up to its end: ``input_audio_buffer.speech_stopped`` names that
+end (``audio_end_ms``, counted from the start of what this connection's server got), and a
+manual commit (``end_turn``) takes what was sent before it. Audio sent while the commit's
+notice was in flight stays pending. Positions count bytes of PCM16 at the provider's rate that
+this connection's server gets in all, the replayed audio first.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_UNCOMMITTED_BYTES", "REPLAY_CHUNK_BYTES", "PendingAudio"]
+
+#: Caller audio kept for replay (30 s of 24 kHz PCM16); older audio is dropped first.
+MAX_UNCOMMITTED_BYTES = 30 * 24000 * 2
+#: Replayed audio goes out in appends of this size (1 s).
+REPLAY_CHUNK_BYTES = 24000 * 2
+
+
+class PendingAudio:
+    """The uncommitted audio of one connection, starting with ``replay`` (the previous
+    connection's, to be sent again)."""
+
+    __slots__ = ("_buffer", "_commit_end", "_limit", "_rate", "_replay_bytes", "_total")
+
+    def __init__(
+        self, replay: bytes = b"", *, rate: int = 24000, limit: int = MAX_UNCOMMITTED_BYTES
+    ) -> None:
+        self._buffer = bytearray(replay)
+        self._replay_bytes = len(replay)
+        self._total = len(replay)
+        self._commit_end: int | None = None
+        self._rate = rate
+        self._limit = limit
+
+    def add(self, pcm: bytes) -> None:
+        """Audio sent to the server (kept until committed; at most ``limit`` bytes)."""
+        self._buffer += pcm
+        self._total += len(pcm)
+        if len(self._buffer) > self._limit:
+            del self._buffer[: len(self._buffer) - self._limit]
+
+    def replay_chunks(self) -> list[bytes]:
+        """The previous connection's audio, in appends of :data:`REPLAY_CHUNK_BYTES`."""
+        pending = bytes(self._buffer[: self._replay_bytes])
+        return [
+            pending[start : start + REPLAY_CHUNK_BYTES]
+            for start in range(0, len(pending), REPLAY_CHUNK_BYTES)
+        ]
+
+    def commit_ends_at_ms(self, end_ms: float) -> None:
+        """The server's VAD ended the turn at ``end_ms`` of this connection's audio."""
+        self._commit_end = int(end_ms * self._rate // 1000) * 2
+
+    def commit_ends_now(self) -> None:
+        """A manual commit: it takes everything sent so far."""
+        self._commit_end = self._total
+
+    def forget_committed(self) -> None:
+        """The server committed: drop the audio up to the commit's end if known, else all."""
+        end, self._commit_end = self._commit_end, None
+        start = self._total - len(self._buffer)
+        if end is None:
+            self._buffer.clear()
+        elif end > start:
+            del self._buffer[: end - start]
+
+    def clear(self) -> None:
+        """The server cleared its buffer: nothing is pending."""
+        self._buffer.clear()
+
+    def snapshot(self) -> bytes:
+        """What a continuation carries."""
+        return bytes(self._buffer)
+
+    def __len__(self) -> int:
+        return len(self._buffer)
