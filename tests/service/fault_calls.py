@@ -230,6 +230,17 @@ def assert_exactly_once(frames: dict[int, list[int]], callers: list[TaggedCaller
         )
 
 
+def assert_conversation_once(emulator: EmulatorThread, callers: list[TaggedCaller]) -> None:
+    """Across every provider connection a call had, each caller frame reached the conversation
+    once, in order (the provider connections are named on failure)."""
+    try:
+        assert_exactly_once(conversation_audio(emulator), callers)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; provider sessions {provider_segments(emulator)}") from None
+    for caller in callers:
+        assert_seqs_once(caller)
+
+
 def _disorder(got: list[int]) -> str:
     for i in range(1, len(got)):
         if got[i] != got[i - 1] + 1:
