@@ -214,14 +214,6 @@ class LocalStack:
         print(f"serve: ingress at {base} ({mode[ingress]})", flush=True)
         return base
 
-    def _run_dir(self, name: str) -> str:
-        """A private directory for this stack's runtime files (removed on stop)."""
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="s2s-stack-")
-        path = os.path.join(self._workdir.name, name)
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        return path
-
     def _set_environment(self, values: dict[str, str]) -> None:
         for name, value in values.items():
             self._saved_environment.setdefault(name, os.environ.get(name))
@@ -267,12 +259,13 @@ class LocalStack:
 
     def _effective_config(self) -> str:
         """The stack's resolved configuration as a private file (what the workers load)."""
-        path = os.path.join(self._run_dir("config"), "config.yaml")
-        if not os.path.exists(path):
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="s2s-stack-")
+            path = os.path.join(self._workdir.name, "config.yaml")
             with open(path, "w") as handle:
                 yaml.safe_dump(self.config.model_dump(mode="json"), handle)
             os.chmod(path, 0o600)
-        return path
+        return os.path.join(self._workdir.name, "config.yaml")
 
     def _start_workers(self, redis_url: str) -> None:
         for pool in self.config.tool_pools:

@@ -11,18 +11,16 @@ or repeated.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import psutil
 import pytest
-from ray import serve
 
-from deployments.app import build_app
 from deployments.stack import LocalStack
 
 from .fault_calls import assert_exactly_once, assert_seqs_once, audio_at_provider
 from .stack import EmulatorThread
 from .test_faults import end_calls, start_calls
+from .test_redeploy import redeploy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -88,20 +86,7 @@ async def test_calls_stream_through_haproxy_reconnect_and_survive_a_drain(
         while victim.reconnects == 0 or victim.call is None or victim.call.ws.state.name != "OPEN":
             await asyncio.sleep(0.05)
 
-    config = stack.config.model_copy(
-        update={"serve": stack.config.serve.model_copy(update={"replica_cpus": 0.4})}
-    )
-    began = time.monotonic()
-    redeploy = asyncio.create_task(
-        asyncio.to_thread(
-            serve.run, build_app(config=config), name="s2s", route_prefix="/", blocking=False
-        )
-    )
-    async with asyncio.timeout(60):
-        while not all(c.reconnects >= (2 if c is victim else 1) for c in callers):
-            await asyncio.sleep(0.05)
-    moved = time.monotonic() - began
-    await redeploy
+    moved = await redeploy(stack, callers, within=60)
     await asyncio.gather(*streams)
     await end_calls(base, callers)
 
