@@ -26,6 +26,7 @@ from typing import Any
 import ray
 
 import s2s
+from s2s.audio.formats import duration_ms
 from s2s.errors import InvalidInputError, S2SError, SessionClosedError
 from s2s.events import EventType, SessionEvent
 from s2s.log import configure_process_logging, logger, session_id_var
@@ -46,6 +47,12 @@ log = logger.getChild("actor")
 
 #: Lease length in the live registry; refreshed at a third of it.
 LEASE_S = 30.0
+#: Why a client (a phone bridge, say) may close a call; anything else is "closed_by_client".
+CLIENT_CLOSE_REASONS = frozenset(
+    {"closed_by_client", "caller_hung_up", "end_call", "transferred", "stream_lost"}
+)
+#: Phone keys (DTMF digits) a key press may name.
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 #: Inputs (frames: 20 ms of audio each, typically) handled past the last saved state that make
 #: the actor save again (after ``snapshot_interval_s``): the replicas keep input until it is
 #: saved, so this bounds what they hold (~5 s + the interval), and a long turn is saved too.
@@ -153,6 +160,7 @@ class SessionActor:
                 "provider": self.spec.provider,
                 "resumed": saved is not None,
                 "sample_rate": self.spec.config["sample_rate"],
+                "audio_format": self.spec.config.get("audio_format", "pcm16"),
             },
         )
         await self._store.update(
@@ -270,10 +278,9 @@ class SessionActor:
         try:
             if kind == "audio":
                 await session.send_audio(payload)
-                rate = self.spec.config["sample_rate"]
-                self._metrics.inc(
-                    "s2s_audio_in_seconds", len(payload) / 2 / rate, provider=self.spec.provider
-                )
+                config = session.config
+                seconds = duration_ms(len(payload), config.sample_rate, config.audio_format) / 1000
+                self._metrics.inc("s2s_audio_in_seconds", seconds, provider=self.spec.provider)
                 if sent_at:
                     self._metrics.observe(
                         "s2s_added_latency_seconds", max(0.0, time.time() - sent_at), direction="in"
@@ -294,8 +301,13 @@ class SessionActor:
                     bool(payload.get("is_error", False)),
                     source="client",
                 )
+            elif kind == "dtmf":
+                await self._key_pressed(payload)
             elif kind == "close":
-                self._tasks.spawn(self._end("closed_by_client", None))
+                reason = (payload or {}).get("reason") if isinstance(payload, dict) else None
+                if reason not in CLIENT_CLOSE_REASONS:
+                    reason = "closed_by_client"
+                self._tasks.spawn(self._end(reason, None))
             else:
                 raise InvalidInputError(f"unknown input kind {kind!r}")
         except InvalidInputError as exc:  # the caller's mistake: tell them, keep the call
@@ -304,6 +316,16 @@ class SessionActor:
             self._publish_error(InvalidInputError(f"malformed {kind} message: missing {exc}"))
         except SessionClosedError:
             pass
+
+    async def _key_pressed(self, payload: dict[str, Any]) -> None:
+        """A phone key press: an event for subscribers, and text for the model if asked."""
+        digit = str(payload["digit"])
+        if len(digit) != 1 or digit not in DTMF_KEYS:
+            raise InvalidInputError(f"dtmf digit {digit!r} is not a phone key")
+        assert self._log is not None and self._session is not None
+        self._log.publish("dtmf", {"digit": digit})
+        if payload.get("to_model"):
+            await self._session.send_text(f"(The caller pressed {digit} on the phone keypad.)")
 
     def _publish_error(self, error: S2SError) -> None:
         if self._log is not None:

@@ -5,10 +5,12 @@ Binary frames the server sends on ``/stream`` carry model audio::
     8 bytes   sequence number, big-endian unsigned
     1 byte    length L of the item id
     L bytes   item id (UTF-8; use it for playback reports)
-    rest      PCM16 mono audio at the session's sample rate
+    rest      mono audio in the session's format and rate (``audio_format``: PCM16, or G.711
+              mu-law for ``"pcmu"``)
 
 Text frames carry every other event as JSON with ``seq`` and ``type``. Frames the client sends:
-binary = caller audio (PCM16 at the session's rate); text = one JSON control message. A bad
+binary = caller audio in the session's format and rate (PCM16 frames must have an even number of
+bytes; mu-law frames any); text = one JSON control message. A bad
 control message gets ``{"type": "error", "error": {"code", "message"}}`` (no ``seq``) and the
 call goes on.
 
@@ -151,6 +153,11 @@ class CreateSession(_Strict):
         default_factory=list
     )
     sample_rate: Annotated[int, Field(ge=8000, le=48000)] = 24000
+    audio_format: Literal["pcm16", "pcmu"] = "pcm16"
+    """The session's audio, both ways: ``"pcm16"`` (default; 16-bit little-endian PCM at
+    ``sample_rate``) or ``"pcmu"`` (G.711 mu-law, as phone networks carry it), which needs
+    ``sample_rate`` 8000 (else a 400 naming both). mu-law passes straight to providers that take
+    it (OpenAI Realtime) and is transcoded for the others."""
     metadata: Annotated[
         dict[str, Any],
         _bounded("metadata", LIMITS["metadata_bytes"], max_depth=LIMITS["metadata_depth"]),
@@ -221,7 +228,8 @@ def audio_frame(seq: int, item_id: str | None, audio: bytes) -> bytes:
 
 
 def parse_audio_frame(frame: bytes) -> tuple[int, str, bytes]:
-    """``(seq, item_id, pcm16)`` from a server audio frame (for clients and tests)."""
+    """``(seq, item_id, audio)`` from a server audio frame (for clients and tests); the audio
+    is in the session's format."""
     seq, length = _AUDIO_HEADER.unpack_from(frame)
     start = _AUDIO_HEADER.size
     return seq, frame[start : start + length].decode(), frame[start + length :]

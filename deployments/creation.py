@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from actors import SessionSpec
 from actors.session_actor import LEASE_S
 from s2s.log import logger
 from s2s.service.config import ServiceConfig, TenantSettings
@@ -95,12 +97,76 @@ class SessionCreator:
             raise ApiError(
                 403, "tenant_key_required", "sessions belong to tenants: use a tenant's API key"
             )
-        capacity = await self.cluster_slots()
-        if await self.admission.full(capacity):  # refuse a burst before any parsing
-            self.metrics.inc("s2s_sessions_refused", limit="capacity")
-            raise ApiError(503, "at_capacity", "no session slot is free right now", retry_after=2)
+        capacity = await self._capacity_left()
         raw = await read_body(request, self.config.serve.max_body_bytes)
         body: CreateSession = parse(CreateSession, raw or b"{}")
+        if body.session_id is not None:
+            existing = await self._existing(principal, body.session_id, request)
+            if existing is not None:
+                return existing
+        spec, info = await self.start(principal, body, capacity)
+        if spec is None:  # a concurrent create with the same id won
+            existing = await self._existing(principal, str(body.session_id), request)
+            if existing is not None:
+                return existing
+            raise ApiError(409, "conflict", f"session id {body.session_id!r} is taken")
+        return JSONResponse(
+            {
+                "session_id": spec.session_id,
+                "provider": spec.provider,
+                "status": "live",
+                "sample_rate": spec.config["sample_rate"],
+                "resumed": info.get("resumed", False),
+                "tools": [t["name"] for t in spec.config["tools"]],
+                **session_urls(request, spec.session_id),
+            },
+            status_code=201,
+        )
+
+    async def _capacity_left(self) -> int | None:
+        """The admission cap; a 503 at once when the cluster is full (before any parsing)."""
+        capacity = await self.cluster_slots()
+        if await self.admission.full(capacity):
+            self.metrics.inc("s2s_sessions_refused", limit="capacity")
+            raise ApiError(503, "at_capacity", "no session slot is free right now", retry_after=2)
+        return capacity
+
+    async def admit_call(self, principal: Principal, body: CreateSession) -> SessionSpec:
+        """Everything before the actor starts, for a phone call: the spec, admitted against the
+        tenant's quotas and the cluster's slots, and claimed in the store. The caller then
+        starts it with :meth:`launch` (a phone platform is answered in between, so that a slow
+        start never misses its deadline). Refusals are the ApiErrors ``POST /v1/sessions``
+        answers with."""
+        spec = await self._admit(principal, body, await self._capacity_left())
+        if spec is None:
+            raise ApiError(409, "conflict", f"session id {body.session_id!r} is taken")
+        return spec
+
+    async def launch(self, spec: SessionSpec) -> dict[str, Any]:
+        """Start an admitted session's actor; on failure give everything back and raise."""
+        try:
+            info: dict[str, Any] = await self.router.start(spec)
+        except ApiError:
+            await self.admission.release(spec.session_id, spec.tenant)
+            await self.store.update(spec.session_id, status="failed", closed_reason="start_failed")
+            await self.router.forget(spec.session_id)
+            raise
+        return info
+
+    async def start(
+        self, principal: Principal, body: CreateSession, capacity: int | None
+    ) -> tuple[SessionSpec | None, dict[str, Any]]:
+        """Build, admit, claim and start the session ``body`` asks for: ``(spec, actor info)``,
+        or ``(None, {})`` when ``body.session_id`` was taken meanwhile (by anyone)."""
+        spec = await self._admit(principal, body, capacity)
+        if spec is None:
+            return None, {}
+        return spec, await self.launch(spec)
+
+    async def _admit(
+        self, principal: Principal, body: CreateSession, capacity: int | None
+    ) -> SessionSpec | None:
+        assert principal.tenant is not None
         tenant = self.auth.tenant(principal.tenant)
         spec = await asyncio.get_running_loop().run_in_executor(
             None,
@@ -114,10 +180,6 @@ class SessionCreator:
             ),
         )
         sid = spec.session_id
-        if body.session_id is not None:
-            existing = await self._existing(principal, sid, request)
-            if existing is not None:
-                return existing
         refusal = await self.admission.admit(
             sid,
             principal.tenant,
@@ -136,29 +198,8 @@ class SessionCreator:
         }
         if not await self.store.create(sid, meta):  # another request took the id meanwhile
             await self.admission.release(sid, principal.tenant)
-            existing = await self._existing(principal, sid, request)
-            if existing is not None:
-                return existing
-            raise ApiError(409, "conflict", f"session id {sid!r} is taken")
-        try:
-            info = await self.router.start(spec)
-        except ApiError:
-            await self.admission.release(sid, principal.tenant)
-            await self.store.update(sid, status="failed", closed_reason="start_failed")
-            await self.router.forget(sid)
-            raise
-        return JSONResponse(
-            {
-                "session_id": sid,
-                "provider": spec.provider,
-                "status": "live",
-                "sample_rate": spec.config["sample_rate"],
-                "resumed": info.get("resumed", False),
-                "tools": [t["name"] for t in spec.config["tools"]],
-                **session_urls(request, sid),
-            },
-            status_code=201,
-        )
+            return None
+        return spec
 
     async def _existing(
         self, principal: Principal, session_id: str, request: Request

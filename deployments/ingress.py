@@ -56,6 +56,9 @@ from .errors import ApiError, describe
 from .router import SessionRouter
 from .serve_drain import replica_draining
 from .streams import StreamRelay
+from .telephony.calls import CallTokens
+from .telephony.genesys import GenesysGateway
+from .telephony.twilio import TwilioGateway
 from .tenancy import Authenticator, Principal
 from .web import (
     CLOSE_RESTARTING,
@@ -139,6 +142,11 @@ class Ingress:
             self.tools,
             self.tool_owner,
         )
+
+        self.tokens = CallTokens(self.redis, self.config.telephony.stream_token_ttl_s)
+        parts = (self.config, self.auth, self.creator, self.router, self.hub, self.store)
+        self.twilio = TwilioGateway(*parts, self.tokens)
+        self.genesys_gateway = GenesysGateway(*parts, self.tokens)
 
     async def aclose(self) -> None:
         """Drop this replica's channels and Redis connections (the actors keep their calls)."""
@@ -344,6 +352,25 @@ class Ingress:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    # -- phone calls ----------------------------------------------------------------------------
+
+    @app.post("/v1/telephony/twilio/{tenant}/voice")
+    async def twilio_voice(self, tenant: str, request: Request) -> Response:
+        self._start_flusher()
+        return await self.twilio.voice(request, tenant)
+
+    @app.post("/v1/telephony/twilio/{tenant}/after")
+    async def twilio_after(self, tenant: str, request: Request) -> Response:
+        return await self.twilio.after(request, tenant)
+
+    @app.websocket("/v1/telephony/twilio/{tenant}/stream")
+    async def twilio_stream(self, websocket: WebSocket, tenant: str) -> None:
+        await self.twilio.stream(websocket, tenant)
+
+    @app.websocket("/v1/telephony/genesys/{tenant}")
+    async def genesys(self, websocket: WebSocket, tenant: str) -> None:
+        await self.genesys_gateway.connect(websocket, tenant)
 
     # -- operations -----------------------------------------------------------------------------
 

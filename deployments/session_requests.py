@@ -136,6 +136,7 @@ def build_spec(
                 ),
             ],
             sample_rate=body.sample_rate,
+            audio_format=body.audio_format,
             extra=body.extra,
         )
         spec = SessionSpec(

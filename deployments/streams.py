@@ -42,6 +42,7 @@ from .web import (
     CLOSE_NORMAL,
     CLOSE_TOO_BIG,
     CLOSE_UNAVAILABLE,
+    audio_format,
     client_error,
     media_input,
     parse,
@@ -161,6 +162,7 @@ class StreamRelay:
     ) -> None:
         audio_limit = self.config.serve.max_frame_bytes
         text_limit = self.config.serve.max_control_bytes
+        pcm16 = audio_format(meta) == "pcm16"  # mu-law is one byte a sample: any length
         acked, ack_due = position, time.monotonic() + INPUT_ACK_S
         while True:
             message = await websocket.receive()
@@ -182,7 +184,7 @@ class StreamRelay:
                         f"audio frame of {len(data)} bytes is over the {audio_limit}-byte limit",
                     )
                     return
-                if len(data) % 2:
+                if pcm16 and len(data) % 2:
                     await client_error(
                         websocket,
                         "invalid_audio",

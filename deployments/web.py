@@ -25,6 +25,7 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "CLOSE_UNAVAILABLE",
     "SESSION_ID",
+    "audio_format",
     "client_error",
     "close_code_for",
     "deny",
@@ -73,11 +74,18 @@ def close_code_for(status: int) -> int:
     )
 
 
+def audio_format(meta: dict[str, Any]) -> str:
+    """The session's audio format (``"pcm16"`` or ``"pcmu"``) from its stored meta."""
+    config = (meta.get("spec") or {}).get("config") or {}
+    return str(config.get("audio_format") or "pcm16")
+
+
 def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in meta.items() if k != "spec"}
     spec = meta.get("spec") or {}
     config = spec.get("config") or {}
     out["sample_rate"] = config.get("sample_rate")
+    out["audio_format"] = audio_format(meta)
     out["tools"] = [t["name"] for t in config.get("tools", [])]
     return out
 

@@ -53,6 +53,7 @@ def test_protocol_and_wire_modules_are_sans_io():
         SRC / "protocol.py",
         SRC / "conversation.py",
         SRC / "playback.py",
+        *SRC.glob("telephony/*.py"),
     ]:
         bad = {n for n in imports(path) if top(n) in IO_MODULES}
         assert not bad, f"{path.relative_to(ROOT)} does I/O: imports {sorted(bad)}"
@@ -89,3 +90,25 @@ def test_public_names_are_exported():
         "S2SError",
     ):
         assert name in s2s.__all__, name
+
+
+def relative_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports by relative import, resolved to ``s2s.``-rooted names."""
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            names.add(".".join([*base, node.module or ""]).rstrip("."))
+    return names
+
+
+def test_the_phone_simulators_are_independent_of_the_server_side():
+    """The platform simulators prove the server conforms: they must not share its code."""
+    checked = 0
+    for path in SRC.glob("phone/*.py"):
+        used = imports(path) | relative_imports(path)
+        bad = {n for n in used if n.startswith(("s2s.telephony", "s2s.service"))}
+        assert not bad, f"{path.relative_to(ROOT)} imports the server side: {sorted(bad)}"
+        checked += 1
+    assert checked >= 5

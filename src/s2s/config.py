@@ -11,8 +11,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from .audio.formats import AUDIO_FORMATS, PCMU_RATE
 from .errors import ConfigurationError, InvalidInputError
 
 __all__ = ["Config", "ToolCall", "ToolDefinition", "ToolResult"]
@@ -156,15 +157,18 @@ class ToolResult:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """What a session should be: voice, model, instructions, tools, audio rate, provider extras.
+    """What a session should be: voice, model, instructions, tools, audio, provider extras.
 
     Args:
         voice: provider voice name; ``None`` uses the provider default.
         model: provider model name; ``None`` uses the provider default.
         instructions: the system prompt.
         tools: the functions the model may call.
-        sample_rate: the PCM16 mono rate of the application's audio, in and out (8000-48000 Hz).
+        sample_rate: the rate of the application's mono audio, in and out (8000-48000 Hz).
             Audio is resampled to and from the provider's native rate.
+        audio_format: the application's audio, in and out: ``"pcm16"`` (16-bit little-endian
+            PCM) or ``"pcmu"`` (G.711 mu-law, telephony; needs ``sample_rate=8000``). mu-law goes
+            untouched to providers that take it (OpenAI Realtime) and is transcoded for others.
         extra: provider-specific settings (``api_key``, ``base_url``, turn detection, ...).
     """
 
@@ -173,6 +177,7 @@ class Config:
     instructions: str | None = None
     tools: Sequence[ToolDefinition] = field(default_factory=list)
     sample_rate: int = 24000
+    audio_format: Literal["pcm16", "pcmu"] = "pcm16"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -190,6 +195,16 @@ class Config:
             raise ConfigurationError(
                 f"Config.sample_rate={self.sample_rate} is outside "
                 f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            )
+        if self.audio_format not in AUDIO_FORMATS:
+            raise ConfigurationError(
+                f"Config.audio_format={self.audio_format!r} is not one of "
+                f"{', '.join(repr(f) for f in AUDIO_FORMATS)}"
+            )
+        if self.audio_format == "pcmu" and self.sample_rate != PCMU_RATE:
+            raise ConfigurationError(
+                f"Config.audio_format='pcmu' (G.711 mu-law) is {PCMU_RATE} Hz audio: it needs "
+                f"Config.sample_rate={PCMU_RATE}, got sample_rate={self.sample_rate}"
             )
         tools: object = self.tools
         if isinstance(tools, (str, bytes)) or not isinstance(tools, Sequence):
@@ -230,6 +245,7 @@ class Config:
             "instructions": self.instructions,
             "tools": [t.to_dict() for t in self.tools],
             "sample_rate": self.sample_rate,
+            "audio_format": self.audio_format,
             "extra": dict(self.extra),
         }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors as _errors
+from .audio.formats import bytes_per_sample
 from .config import ToolCall
 
 __all__ = ["EventType", "Role", "SessionEvent", "Usage"]
@@ -22,7 +23,8 @@ class EventType(enum.StrEnum):
     """What a :class:`SessionEvent` reports.
 
     Output:
-        AUDIO_OUTPUT: model speech, PCM16 mono at ``event.sample_rate`` (the session's rate).
+        AUDIO_OUTPUT: model speech in the session's format (``event.encoding``: "pcm16" or
+            "pcmu") and rate (``event.sample_rate``), mono.
         TEXT_OUTPUT: model text (text-only responses). ``final`` marks the complete text.
         TRANSCRIPT: words spoken by ``role`` ("user" or "assistant"); partial unless ``final``.
     Turn-taking:
@@ -94,8 +96,10 @@ class SessionEvent:
 
     Attributes:
         type: the kind of event.
-        audio: PCM16 mono little-endian audio (AUDIO_OUTPUT).
+        audio: mono audio in the session's format (AUDIO_OUTPUT): see ``encoding``.
         sample_rate: the rate of ``audio`` in Hz.
+        encoding: the format of ``audio``: ``"pcm16"`` (16-bit little-endian PCM) or
+            ``"pcmu"`` (G.711 mu-law, one byte a sample).
         text: text or transcript (TEXT_OUTPUT, TRANSCRIPT).
         role: who spoke (TRANSCRIPT).
         final: True when ``text`` is the complete text of an item rather than a delta.
@@ -113,6 +117,7 @@ class SessionEvent:
     type: EventType
     audio: bytes | None = None
     sample_rate: int | None = None
+    encoding: str = "pcm16"
     text: str | None = None
     role: Role | None = None
     final: bool = False
@@ -131,14 +136,19 @@ class SessionEvent:
         """Length of ``audio`` in milliseconds (0 when there is none)."""
         if not self.audio or not self.sample_rate:
             return 0.0
-        return len(self.audio) / 2 / self.sample_rate * 1000.0
+        return len(self.audio) / bytes_per_sample(self.encoding) / self.sample_rate * 1000.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (bytes stay bytes): only the fields that are set, plus ``type``."""
+        """Plain data (bytes stay bytes): only the fields that are set, plus ``type``.
+
+        ``encoding`` goes with ``audio`` unless it is ``"pcm16"`` (absent means PCM16).
+        """
         out: dict[str, Any] = {"type": self.type.value}
         if self.audio is not None:
             out["audio"] = self.audio
             out["sample_rate"] = self.sample_rate
+            if self.encoding != "pcm16":
+                out["encoding"] = self.encoding
         if self.text is not None:
             out["text"] = self.text
         if self.role is not None:
@@ -181,6 +191,7 @@ class SessionEvent:
             type=EventType(data["type"]),
             audio=data.get("audio"),
             sample_rate=data.get("sample_rate"),
+            encoding=str(data.get("encoding") or "pcm16"),
             text=data.get("text"),
             role=Role(data["role"]) if data.get("role") else None,
             final=bool(data.get("final", False)),

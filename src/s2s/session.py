@@ -1,8 +1,10 @@
 """The live session: pumps a provider protocol over a transport and keeps the call going.
 
 A :class:`Session` owns one provider connection at a time (a *link*: a sans-I/O protocol object
-plus its transport). It resamples the caller's audio to the provider's rate and the provider's
-audio to the application's rate, runs hooks, and hands events to :meth:`Session.recv`.
+plus its transport). It converts the caller's audio (the session's format and rate, see
+``Config.audio_format``) to what the provider takes and the provider's audio back (resampling,
+and G.711 mu-law transcoding for providers that do not take mu-law themselves; see
+:mod:`s2s.audio.convert`), runs hooks, and hands events to :meth:`Session.recv`.
 
 When the protocol asks for it (a provider time limit, a ``goAway``) or the connection drops with
 a retryable error, the session *continues the call*: it builds a new protocol from the old one's
@@ -24,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .audio.resample import StreamResampler, check_pcm16
+from .audio.convert import AudioIn, AudioOut, check_audio
+from .audio.formats import duration_ms, link_audio
 from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Config, ToolResult
 from .errors import (
     InvalidInputError,
@@ -49,7 +52,8 @@ __all__ = ["Session"]
 _now = time.monotonic
 log = logger.getChild("session")
 
-#: Most caller audio buffered while a connection is being replaced (native-rate milliseconds).
+#: Most caller audio buffered while a connection is being replaced (milliseconds, as sent to
+#: the provider).
 MAX_SWITCH_BUFFER_MS = 60_000
 
 
@@ -129,8 +133,13 @@ class Session:
         self._closing = False
         self._closed = asyncio.Event()
         self._failure: S2SError | None = None
-        self._in_resampler: StreamResampler | None = None
-        self._out_resampler = StreamResampler(provider.output_rate, config.sample_rate)
+        #: What the protocols take and emit: the session's mu-law untouched when the provider
+        #: takes it, else PCM16 at the provider's rates.
+        self._link_audio = link_audio(
+            config.audio_format, provider, provider.input_rate, provider.output_rate
+        )
+        self._audio_in = AudioIn(config.audio_format, self._link_audio)
+        self._audio_out = AudioOut(config.audio_format, config.sample_rate, self._link_audio)
         self._deliver_lock = asyncio.Lock()
         self._idle = asyncio.Event()
         self._tasks = TaskSet()
@@ -147,13 +156,17 @@ class Session:
         return self._closing
 
     async def send_audio(self, audio: bytes, *, sample_rate: int | None = None) -> None:
-        """Send caller audio: PCM16 mono at ``sample_rate`` (default ``config.sample_rate``).
+        """Send caller audio in the session's format (``config.audio_format``), mono.
 
-        Any rate from 8 kHz to 48 kHz works; it is resampled to the provider's rate by a
-        stateful streaming resampler. Chunks of 10-100 ms suit live audio.
+        PCM16 may come at any ``sample_rate`` from 8 kHz to 48 kHz (default
+        ``config.sample_rate``); it is resampled to the provider's rate by a stateful streaming
+        resampler. mu-law (``"pcmu"``) is 8 kHz, any number of bytes; it reaches providers that
+        take mu-law untouched and is decoded and resampled for the others. Chunks of 10-100 ms
+        suit live audio.
         """
         self._ensure_open("send_audio")
-        pcm = check_pcm16(audio)
+        fmt = self.config.audio_format
+        data = check_audio(audio, fmt)
         rate = self.config.sample_rate if sample_rate is None else sample_rate
         if isinstance(rate, bool) or not isinstance(rate, int):
             raise InvalidInputError(f"sample_rate must be an int in Hz, got {rate!r}")
@@ -161,17 +174,10 @@ class Session:
             raise InvalidInputError(
                 f"sample_rate={rate} is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
             )
-        if not pcm:
-            return
-        native = b""
-        if self._in_resampler is None or self._in_resampler.in_rate != rate:
-            if self._in_resampler is not None:
-                native = self._in_resampler.flush()
-            self._in_resampler = StreamResampler(rate, self._provider.input_rate)
-        native += self._in_resampler.process(pcm)
-        self.stats.audio_in_ms += len(pcm) / 2 / rate * 1000
-        if native:
-            await self._apply("audio", native)
+        converted = self._audio_in.process(data, rate)  # checks a mu-law rate even if empty
+        self.stats.audio_in_ms += duration_ms(len(data), rate, fmt)
+        if converted:
+            await self._apply("audio", converted)
 
     async def send_text(self, text: str) -> None:
         """Send a typed user message; the model answers it."""
@@ -366,7 +372,7 @@ class Session:
         switch = self._switch
         if switch is not None:
             if op == "audio":
-                limit = MAX_SWITCH_BUFFER_MS * self._provider.input_rate * 2 // 1000
+                limit = MAX_SWITCH_BUFFER_MS * self._link_audio.input_bytes_per_s // 1000
                 if switch.audio_bytes + len(value) > limit:  # refused: the buffer is unchanged
                     raise InvalidInputError(
                         f"the provider connection is being replaced and more than "
@@ -526,7 +532,7 @@ class Session:
             "continuing the call on a new connection (%s; %d history items, %d ms pending audio)",
             reason,
             len(carry.conversation),
-            len(carry.pending_audio) // 2 * 1000 // self._provider.input_rate,
+            round(self._link_audio.input_ms(len(carry.pending_audio))),
         )
         try:
             link = await self._connect(carry)
@@ -552,7 +558,7 @@ class Session:
             return
         self._switch = None
         self._link = link
-        buffered_ms = switch.audio_bytes / 2 / self._provider.input_rate * 1000
+        buffered_ms = self._link_audio.input_ms(switch.audio_bytes)
         refused: list[InvalidInputError] = []
         for op, value in switch.ops:
             try:
@@ -569,9 +575,7 @@ class Session:
             data={
                 "gap_ms": round(gap_ms, 1),
                 "history_items": len(carry.conversation),
-                "replayed_audio_ms": round(
-                    len(carry.pending_audio) / 2 / self._provider.input_rate * 1000, 1
-                ),
+                "replayed_audio_ms": round(self._link_audio.input_ms(len(carry.pending_audio)), 1),
                 "buffered_audio_ms": round(buffered_ms, 1),
             },
         )
@@ -620,29 +624,36 @@ class Session:
 
     async def _deliver(self, event: SessionEvent) -> None:
         kind = event.type
+        convert = self._audio_out
         if kind is EventType.AUDIO_OUTPUT:
-            if not self._out_resampler.passthrough:
-                audio = self._out_resampler.process(event.audio or b"")
+            if not convert.passthrough:
+                audio = convert.process(event.audio or b"")
                 if not audio:
                     return
-                event = replace(event, audio=audio, sample_rate=self.config.sample_rate)
+                event = replace(
+                    event,
+                    audio=audio,
+                    sample_rate=self.config.sample_rate,
+                    encoding=self.config.audio_format,
+                )
             self._last_audio_item = event.item_id
             self.stats.audio_out_ms += event.duration_ms
-        elif kind is EventType.TURN_END and not self._out_resampler.passthrough:
-            tail = self._out_resampler.flush()
+        elif kind is EventType.TURN_END and not convert.passthrough:
+            tail = convert.flush()
             if tail:
                 await self._publish(
                     SessionEvent(
                         type=EventType.AUDIO_OUTPUT,
                         audio=tail,
                         sample_rate=self.config.sample_rate,
+                        encoding=self.config.audio_format,
                         response_id=event.response_id,
                         item_id=self._last_audio_item,
                         at=event.at,
                     )
                 )
         elif kind is EventType.INTERRUPTED:
-            self._out_resampler.reset()
+            convert.reset()
 
         hooks = self._hooks
         try:

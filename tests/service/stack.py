@@ -30,6 +30,12 @@ ADMIN_KEY = "admin-key-0123456789"
 INITECH_KEY = "initech-key-0123456789"
 #: initech brings its own provider key, held in this variable (a key the provider refuses).
 INITECH_PROVIDER_KEY_VAR = "S2S_TEST_INITECH_OPENAI_KEY"
+#: acme's phone settings: its Twilio auth token and Genesys client secret live in these.
+ACME_TWILIO_TOKEN_VAR = "S2S_TEST_ACME_TWILIO_TOKEN"
+ACME_TWILIO_TOKEN = "acme-twilio-auth-token-0123456789"
+ACME_GENESYS_SECRET_VAR = "S2S_TEST_ACME_GENESYS_SECRET"
+ACME_GENESYS_SECRET = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
+ACME_TRANSFER_TARGET = "+18005550123"
 #: globex's quotas in the test stack.
 GLOBEX_MAX_LIVE = 2
 GLOBEX_PER_MINUTE = 6
@@ -90,6 +96,13 @@ def service_config(emulator_url: str) -> dict[str, Any]:
             "acme": {
                 "key_hashes": [hash_key(ACME_KEY)],
                 "tools": ["lookup_order", "check_balance"],
+                "telephony": {
+                    "instructions": "You answer acme's customer line.",
+                    "dtmf_to_model": True,
+                    "transfer_targets": {"billing": ACME_TRANSFER_TARGET},
+                    "twilio": {"auth_token_env": ACME_TWILIO_TOKEN_VAR},
+                    "genesys": {"client_secret_env": ACME_GENESYS_SECRET_VAR},
+                },
             },
             "globex": {
                 "key_hashes": [hash_key(GLOBEX_KEY)],
@@ -110,8 +123,10 @@ def service_config(emulator_url: str) -> dict[str, Any]:
 
 def with_repo_on_path() -> None:
     """Ray workers and tool workers import tests.service.tools: put the repo on their path
-    (and give them initech's provider key: a wrong one)."""
+    (and give them initech's provider key, a wrong one, and acme's telephony secrets)."""
     os.environ[INITECH_PROVIDER_KEY_VAR] = "sk-initech-refused-by-the-provider"
+    os.environ[ACME_TWILIO_TOKEN_VAR] = ACME_TWILIO_TOKEN
+    os.environ[ACME_GENESYS_SECRET_VAR] = ACME_GENESYS_SECRET
     current = os.environ.get("PYTHONPATH", "")
     if str(ROOT) not in current.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), current) if p)

@@ -1,8 +1,9 @@
 """Audio helpers: streaming resampling, G.711 codecs, WAV files, levels and test speech.
 
-All PCM here is 16-bit signed little-endian mono ("PCM16"), as bytes. Submodules load on first
-use (numpy and soxr cost ~10 MB per process), so a session whose rates already match never
-imports them.
+All PCM here is 16-bit signed little-endian mono ("PCM16"), as bytes. :mod:`.formats` names the
+formats a session's application side can use (PCM16, G.711 mu-law) and :mod:`.convert` turns a
+session's audio into its provider's and back. Submodules load on first use (numpy and soxr cost
+~10 MB per process), so a session whose audio needs no conversion never imports them.
 """
 
 from __future__ import annotations

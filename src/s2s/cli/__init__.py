@@ -13,11 +13,11 @@ from typing import Any
 from .. import __version__
 from ..errors import S2SError
 from ..log import configure_logging
-from . import demo, emulate, providers, tool_worker
+from . import demo, emulate, phone, providers, tool_worker
 
 __all__ = ["COMMAND_GROUP", "main"]
 
-_COMMANDS = (demo, emulate, providers, tool_worker)
+_COMMANDS = (demo, emulate, phone, providers, tool_worker)
 
 #: Entry-point group for subcommands that live outside the library (``serve`` and ``up`` come
 #: from the Ray layer in ``deployments/``; the library must not import it).

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigurationError
+from .telephony_config import TelephonyService, TelephonySettings
 
 __all__ = ["ENV_PREFIX", "ServiceConfig", "load_config"]
 
@@ -239,6 +240,8 @@ class TenantSettings(_Section):
     """The tenant's own provider credentials: provider -> {extra key: variable holding it},
     e.g. ``{openai_realtime: {api_key: ACME_OPENAI_KEY}}``. Read by the session actor from its
     environment when the call starts; never stored or sent anywhere else."""
+    telephony: TelephonySettings | None = None
+    """Phone calls (Twilio, Genesys) for this tenant; None: the tenant takes no calls."""
 
     @field_validator("key_hashes")
     @classmethod
@@ -299,6 +302,7 @@ class ServiceConfig(_Section):
     tool_pools: dict[str, ToolPoolSettings] = Field(default_factory=_default_pools)
     auth: AuthSettings = AuthSettings()
     tenants: dict[str, TenantSettings] = Field(default_factory=dict)
+    telephony: TelephonyService = TelephonyService()
     """Tenants by name (letters, digits, '-', '_'); keys of ``auth`` add the default one."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

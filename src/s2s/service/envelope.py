@@ -5,7 +5,7 @@
 ``seq`` starts at 1 and increases by one per event of a session, so a subscriber that saw ``n``
 can ask for everything after ``n`` and notice any gap. ``type`` is a
 :class:`~s2s.events.EventType` value for session events, or one of the service kinds
-(``session_started``, ``session_closed``, ``tool_result``). ``data`` is
+(``session_started``, ``session_closed``, ``tool_result``, ``events_lost``, ``dtmf``). ``data`` is
 :meth:`SessionEvent.to_dict` without its ``type`` (audio stays raw bytes).
 """
 
@@ -25,7 +25,9 @@ __all__ = ["SERVICE_TYPES", "VERSION", "Envelope"]
 VERSION = 1
 
 #: Envelope types that are not session events.
-SERVICE_TYPES = frozenset({"session_started", "session_closed", "tool_result", "events_lost"})
+SERVICE_TYPES = frozenset(
+    {"session_started", "session_closed", "tool_result", "events_lost", "dtmf"}
+)
 
 _EVENT_TYPES = frozenset(t.value for t in EventType)
 

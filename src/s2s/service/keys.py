@@ -11,6 +11,8 @@ __all__ = [
     "session_media",
     "session_meta",
     "session_state",
+    "call_outcome",
+    "telephony_token",
     "tool_calls",
     "tenant_creates",
     "tenant_live",
@@ -83,3 +85,14 @@ def tool_calls(pool: str) -> str:
 def tool_dead_letters(pool: str) -> str:
     """Calls that failed ``max_deliveries`` times."""
     return f"{PREFIX}:tools:{pool}:dead"
+
+
+def telephony_token(token: str) -> str:
+    """A phone stream's one-use token -> its session (short TTL; the voice webhook writes it)."""
+    return f"{PREFIX}:telephony:token:{token}"
+
+
+def call_outcome(session_id: str) -> str:
+    """How a phone call ended (hang up or transfer, to whom, a summary): JSON, read by the
+    platform's follow-up (Twilio's ``<Redirect>`` after ``</Connect>``)."""
+    return f"{PREFIX}:{{{session_id}}}:call_outcome"

@@ -42,7 +42,7 @@ still its own) and, if not, hands nothing more over and calls ``superseded()``.
 
 Kinds in: ``audio`` (bytes, PCM16 at the session rate), ``text`` (str), ``interrupt``,
 ``end_turn``, ``playback`` ({item_id, played_ms}), ``tool_result`` ({call_id, content,
-is_error}), ``close``.
+is_error}), ``dtmf`` ({digit, to_model}: a phone key press), ``close`` (optionally {reason}).
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ MAX_CONNECTIONS = 8
 #: heartbeat: acks only let the replica forget input, and audio is most frames. Other kinds
 #: (which a replica may wait on) are acked at once.
 AUDIO_ACK_S = 0.1
-KINDS = frozenset({"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "close"})
+KINDS = frozenset(
+    {"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "dtmf", "close"}
+)
 
 #: After a refusal, wait at most this long (reading at most _REFUSE_DISCARD bytes) for the peer
 #: to hang up, so that closing does not reset the connection before the refusal is read.

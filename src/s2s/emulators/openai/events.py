@@ -154,7 +154,10 @@ def response_object(
     *,
     usage: dict[str, Any] | None = None,
     status_details: dict[str, Any] | None = None,
+    audio_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A ``realtime.response``; ``audio_format`` is the session's output format (default PCM)."""
+    output_format = audio_format or {"type": "audio/pcm", "rate": 24000}
     return {
         "object": "realtime.response",
         "id": response_id,
@@ -164,7 +167,7 @@ def response_object(
         "conversation_id": conversation_id,
         "output_modalities": modalities,
         "max_output_tokens": "inf",
-        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": voice}},
+        "audio": {"output": {"format": output_format, "voice": voice}},
         "usage": usage,
         "metadata": None,
     }

@@ -99,12 +99,19 @@ class ResponsesMixin(SessionBase):
 
     async def _run_response(self, response: _Response, modalities: list[str]) -> None:
         voice = str((self.session["audio"]["output"].get("voice")) or "alloy")
+        output_format = dict(self.session["audio"]["output"].get("format") or {}) or None
         await self.send(
             {
                 "type": "response.created",
                 "event_id": self.ids.event(),
                 "response": ev.response_object(
-                    response.id, self.conversation_id, "in_progress", [], modalities, voice
+                    response.id,
+                    self.conversation_id,
+                    "in_progress",
+                    [],
+                    modalities,
+                    voice,
+                    audio_format=output_format,
                 ),
             }
         )
@@ -143,6 +150,7 @@ class ResponsesMixin(SessionBase):
             status_details=(
                 {"type": "cancelled", "reason": response.reason} if status == "cancelled" else None
             ),
+            audio_format=output_format,
         )
         self._response = None
         await self.send({"type": "response.done", "event_id": self.ids.event(), "response": done})

@@ -107,6 +107,9 @@ def _failure(error: dict[str, Any], data: dict[str, Any]) -> ValidationFailure:
         )
     if kind in ("literal_error", "union_tag_invalid"):
         expected = ctx.get("expected") or ctx.get("expected_tags") or ""
+        if kind == "union_tag_invalid":  # the bad value is the tag: name it, as the server does
+            tag = str(ctx.get("discriminator", "type")).strip("'")
+            param = f"{param}.{tag}" if param else tag
         return (
             "invalid_value",
             f"Invalid value: '{value if kind == 'literal_error' else ctx.get('tag')}'. "

@@ -23,6 +23,8 @@ class OpenAIRealtimeProvider(Provider):
     name = PROVIDER
     input_rate = OpenAIRealtimeProtocol.input_rate
     output_rate = OpenAIRealtimeProtocol.output_rate
+    #: ``audio/pcmu`` is native: a mu-law session's audio passes through untouched.
+    audio_formats = OpenAIRealtimeProtocol.audio_formats
     extra_keys = EXTRA_KEYS
 
     def __init__(self, config: Config) -> None:

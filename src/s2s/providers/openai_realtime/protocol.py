@@ -19,6 +19,9 @@ Rules this module keeps (each one is a failure seen in other frameworks):
   again; with the conversation history this makes a connection switch lose nothing.
 * Fatal errors (bad key, bad model, beta header) arrive as an ``error`` event and a close in the
   same millisecond: the error is held and reported with the close code (3000 / 4000).
+* A ``Config.audio_format="pcmu"`` session speaks ``audio/pcmu`` both ways: caller audio and
+  AUDIO_OUTPUT events are G.711 mu-law at 8 kHz (one byte a sample), and every byte count
+  (playback, truncation's ``audio_end_ms``, pending audio) is reckoned in it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...audio.formats import PCMU_RATE, bytes_per_sample
 from ...config import Config, ToolCall, ToolResult
 from ...conversation import Conversation, FunctionCall, FunctionOutput, Message
 from ...errors import (
@@ -104,8 +108,11 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
     """One OpenAI Realtime connection (see the module docstring for the rules it keeps)."""
 
     provider = PROVIDER
+    #: PCM16 24 kHz by default; a ``pcmu`` session's instances use 8 kHz mu-law both ways.
     input_rate = wire.SAMPLE_RATE
     output_rate = wire.SAMPLE_RATE
+    #: Formats this protocol takes and emits itself (see :mod:`s2s.audio.formats`).
+    audio_formats = frozenset({"pcm16", "pcmu"})
 
     def __init__(
         self,
@@ -115,15 +122,29 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
     ) -> None:
         super().__init__(config)
         self.settings = settings
+        #: The audio format of this connection, both ways: "pcm16" or "pcmu".
+        self.audio_format = settings.audio_format
+        if self.audio_format == "pcmu":
+            self.input_rate = self.output_rate = PCMU_RATE
+        width = bytes_per_sample(self.audio_format)
+        self._out_bytes_per_ms = self.output_rate * width / 1000
         self.state = State.CONNECTING
         self.conversation = continuation.conversation.copy() if continuation else Conversation()
         self._replay = list(self.conversation)
         self._replay_want_response = bool(continuation and continuation.state.get("want_response"))
         # Audio the server has not committed. Starts with the previous connection's, which we
-        # send again once ready.
-        self._pending = PendingAudio(
-            continuation.pending_audio if continuation else b"", rate=self.input_rate
-        )
+        # send again once ready (unless it was in another format: a resume with a new config).
+        replay = continuation.pending_audio if continuation else b""
+        carried = continuation.state.get("audio_format", "pcm16") if continuation else "pcm16"
+        if replay and carried != self.audio_format:
+            log.warning(
+                "not replaying %d bytes of %s caller audio into a %s connection",
+                len(replay),
+                carried,
+                self.audio_format,
+            )
+            replay = b""
+        self._pending = PendingAudio(replay, rate=self.input_rate, sample_width=width)
         self._queued: list[str] = []  # application frames waiting for READY
         self._response: _Response | None = None
         self._response_requested = False
@@ -201,7 +222,10 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
         return Continuation(
             conversation=self.conversation.copy(),
             pending_audio=self._pending.snapshot(),
-            state={"want_response": self._want_response or self._replay_want_response},
+            state={
+                "want_response": self._want_response or self._replay_want_response,
+                "audio_format": self.audio_format,
+            },
             reason=reason,
         )
 
@@ -395,13 +419,14 @@ class OpenAIRealtimeProtocol(ProviderProtocol):
                 if item_id in self._truncated or ev.get("response_id") in self._cancelled:
                     return  # the caller already moved on; do not play the rest
                 if item_id:
-                    self._playback.on_audio(item_id, len(audio) / 48.0, now)
+                    self._playback.on_audio(item_id, len(audio) / self._out_bytes_per_ms, now)
                     self._item_response[item_id] = ev.get("response_id", "")
                 self._emit(
                     SessionEvent(
                         EventType.AUDIO_OUTPUT,
                         audio=audio,
                         sample_rate=self.output_rate,
+                        encoding=self.audio_format,
                         response_id=ev.get("response_id"),
                         item_id=item_id,
                         at=now,

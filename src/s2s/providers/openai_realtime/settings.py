@@ -22,6 +22,9 @@
 - ``rotate_after_s``: continue on a fresh connection after this long, between answers
   (default 3300 s; OpenAI ends sessions at 60 minutes).
 - ``max_session_s``: the provider's hard session limit (default 3600 s).
+
+``Config.audio_format="pcmu"`` makes the session G.711 mu-law end to end: ``audio/pcmu`` in and
+out, which OpenAI takes and emits itself (8 kHz, one byte a sample), so nothing is converted.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ...config import Config
 from ...errors import ConfigurationError, MissingCredentialsError
-from .wire import GA_MODELS, VOICES
+from .wire import GA_MODELS, SAMPLE_RATE, VOICES
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_VOICE", "OpenAISettings", "resolve"]
 
@@ -83,23 +86,32 @@ class OpenAISettings:
     tool_choice: str | dict[str, Any]
     rotate_after_s: float
     max_session_s: float
+    audio_format: str = "pcm16"
+    """``"pcm16"`` (``audio/pcm`` at 24 kHz) or ``"pcmu"`` (``audio/pcmu``), both directions."""
 
     @property
     def interrupt_response(self) -> bool:
         td = self.turn_detection
         return bool(td is None or td.get("interrupt_response", True))
 
+    @property
+    def wire_format(self) -> dict[str, Any]:
+        """The GA ``format`` object of our audio, in and out."""
+        if self.audio_format == "pcmu":
+            return {"type": "audio/pcmu"}
+        return {"type": "audio/pcm", "rate": SAMPLE_RATE}
+
     def session_config(self) -> dict[str, Any]:
         """The ``session`` object of our ``session.update`` (GA shape)."""
         audio_input: dict[str, Any] = {
-            "format": {"type": "audio/pcm", "rate": 24000},
+            "format": self.wire_format,
             "transcription": self.transcription,
             "turn_detection": self.turn_detection,
         }
         if self.noise_reduction:
             audio_input["noise_reduction"] = {"type": self.noise_reduction}
         audio_output: dict[str, Any] = {
-            "format": {"type": "audio/pcm", "rate": 24000},
+            "format": self.wire_format,
             "voice": self.voice,
         }
         if self.speed is not None:
@@ -265,4 +277,5 @@ def resolve(config: Config, environ: dict[str, str] | None = None) -> OpenAISett
         tool_choice=tool_choice,
         rotate_after_s=rotate_after,
         max_session_s=max_session,
+        audio_format=config.audio_format,
     )

@@ -62,7 +62,8 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 def audio_append(pcm: bytes) -> str:
-    """``input_audio_buffer.append`` for PCM16 24 kHz audio (built by hand: the hot path)."""
+    """``input_audio_buffer.append`` of the session's audio (PCM16 24 kHz or G.711 mu-law),
+    built by hand: the hot path."""
     return (
         '{"type":"input_audio_buffer.append","audio":"'
         + base64.b64encode(pcm).decode("ascii")

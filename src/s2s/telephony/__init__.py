@@ -1,0 +1,1 @@
+"""Telephony platforms' protocols, sans-I/O."""

@@ -1,0 +1,1 @@
+"""Unit tests of the telephony protocols (sans-I/O)."""
