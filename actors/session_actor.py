@@ -161,6 +161,12 @@ class SessionActor:
                 "resumed": saved is not None,
                 "sample_rate": self.spec.config["sample_rate"],
                 "audio_format": self.spec.config.get("audio_format", "pcm16"),
+                # a phone call says where it came from: {platform, call_id, from, to}
+                **(
+                    {"telephony": self.spec.metadata["telephony"]}
+                    if "telephony" in self.spec.metadata
+                    else {}
+                ),
             },
         )
         await self._store.update(

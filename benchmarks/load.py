@@ -1,15 +1,17 @@
 """The load for the session benchmark: the emulator in its own process, and the callers.
 
-Every caller streams 20 ms PCM16 frames in real time (2 s of speech, 1.5 s of silence, over and
-over, each at its own phase); a :class:`Pacer` sends every caller's next frame on one tick. Each
-caller's session gets instructions that name it (:func:`caller_name`), which is how the
-emulator's per-session records (the ``time.monotonic()`` of every append received and every
-audio delta sent) are matched to the caller's own stamps.
+Every caller streams 20 ms PCM16 frames (phone calls: 8 kHz μ-law) in real time (2 s of speech,
+1.5 s of silence, over and over, each at its own phase); a :class:`Pacer` sends every caller's
+next frame on one tick. Each caller's session gets instructions that name it
+(:func:`caller_name`), which is how the emulator's per-session records (the
+``time.monotonic()`` of every append received and every audio delta sent) are matched to the
+caller's own stamps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import multiprocessing
 import time
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 import websockets
 
+from s2s.audio import pcm16_to_ulaw
 from s2s.audio.synth import silence, speech_like
 from s2s.config import Config
 from s2s.providers.openai_realtime import resolve
@@ -30,6 +33,8 @@ KEY = "sk-bench-0000"
 
 #: What the emulator recorded for one session: (instructions, append times, delta times by item).
 Record = tuple[str, list[float], dict[str, list[float]]]
+#: The audio the emulator sent one session (record mode): (instructions, delta payloads by item).
+AudioRecord = tuple[str, dict[str, list[bytes]]]
 
 
 def caller_name(index: int) -> str:
@@ -40,11 +45,20 @@ def caller_name(index: int) -> str:
 # -- the emulator, in its own process ------------------------------------------------------------
 
 
-def _emulator_process(conn: Connection, speed: float) -> None:
+def _sent_audio(frames_out: list[dict[str, Any]]) -> dict[str, list[bytes]]:
+    """Each item's audio deltas (decoded), in the order they were sent."""
+    by_item: dict[str, list[bytes]] = {}
+    for event in frames_out:
+        if event.get("type") == "response.output_audio.delta":
+            by_item.setdefault(event["item_id"], []).append(base64.b64decode(event["delta"]))
+    return by_item
+
+
+def _emulator_process(conn: Connection, speed: float, record: bool) -> None:
     from s2s.emulators.openai import OpenAIEmulator
 
     async def main() -> None:
-        async with OpenAIEmulator(api_key=KEY, speed=speed, timing=True) as emulator:
+        async with OpenAIEmulator(api_key=KEY, speed=speed, timing=True, record=record) as emulator:
             conn.send(emulator.url)
             while True:
                 command = await asyncio.to_thread(conn.recv)
@@ -52,6 +66,15 @@ def _emulator_process(conn: Connection, speed: float) -> None:
                     conn.send(
                         [
                             (str(s.session.get("instructions")), s.append_times, s.delta_times)
+                            for s in emulator.sessions
+                        ]
+                    )
+                elif command == "names":  # whose sessions are configured so far
+                    conn.send([str(s.session.get("instructions")) for s in emulator.sessions])
+                elif command == "audio":
+                    conn.send(
+                        [
+                            (str(s.session.get("instructions")), _sent_audio(s.frames_out))
                             for s in emulator.sessions
                         ]
                     )
@@ -65,10 +88,15 @@ def _emulator_process(conn: Connection, speed: float) -> None:
 
 
 class EmulatorProcess:
-    def __init__(self, speed: float) -> None:
+    """The OpenAI emulator in its own process. ``record``: keep every frame, so that
+    :meth:`audio` can return the audio each session was sent."""
+
+    def __init__(self, speed: float, *, record: bool = False) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_emulator_process, args=(child, speed), daemon=True)
+        self.process = context.Process(
+            target=_emulator_process, args=(child, speed, record), daemon=True
+        )
 
     @property
     def pid(self) -> int:
@@ -87,6 +115,18 @@ class EmulatorProcess:
     def dump(self) -> list[Record]:
         self.conn.send("dump")
         records: list[Record] = self.conn.recv()
+        return records
+
+    def names(self) -> list[str]:
+        """The instructions of every session so far (set once its ``session.update`` came)."""
+        self.conn.send("names")
+        names: list[str] = self.conn.recv()
+        return names
+
+    def audio(self) -> list[AudioRecord]:
+        """Every session's audio deltas by item (only with ``record``)."""
+        self.conn.send("audio")
+        records: list[AudioRecord] = self.conn.recv()
         return records
 
     def stop(self) -> None:
@@ -117,9 +157,13 @@ class Pacer:
     batches its media the same way.
     """
 
-    def __init__(self, seconds: float, expected: int, rate: int) -> None:
+    def __init__(self, seconds: float, expected: int, rate: int, *, ulaw: bool = False) -> None:
+        """``ulaw``: frames are G.711 μ-law (``rate`` must be 8000), not PCM16."""
+        if ulaw and rate != 8000:
+            raise ValueError(f"Pacer: μ-law frames are 8000 Hz, not {rate}")
         self.seconds = seconds
         self.rate = rate
+        self.ulaw = ulaw
         self.expected = expected
         self.start = 0.0
         self.members: list[tuple[Caller, Any, list[bytes]]] = []
@@ -130,6 +174,8 @@ class Pacer:
     def join(self, caller: Caller, send: Any) -> None:
         pattern = caller_audio(self.rate)
         size = self.rate // 50 * 2  # 20 ms of PCM16
+        if self.ulaw:
+            pattern, size = pcm16_to_ulaw(pattern), self.rate // 50
         frames = [pattern[i : i + size] for i in range(0, len(pattern) - size + 1, size)]
         phase = (caller.index * 37) % len(frames)  # independent calls do not speak in lockstep
         self.members.append((caller, send, frames[phase:] + frames[:phase]))
@@ -164,8 +210,15 @@ class Pacer:
 
 
 async def direct_caller(url: str, caller: Caller, pacer: Pacer) -> None:
-    """The floor: our protocol's messages, sent straight to the emulator."""
-    settings = resolve(Config(extra={"api_key": KEY}, instructions=caller_name(caller.index)))
+    """The floor: our protocol's messages, sent straight to the emulator (``audio/pcmu`` both
+    ways when the pacer sends μ-law, as a phone call's session does)."""
+    config = Config(
+        extra={"api_key": KEY},
+        instructions=caller_name(caller.index),
+        sample_rate=8000 if pacer.ulaw else NATIVE_RATE,
+        audio_format="pcmu" if pacer.ulaw else "pcm16",
+    )
+    settings = resolve(config)
     session = settings.session_config()
     async with websockets.connect(
         url + "?model=gpt-realtime",

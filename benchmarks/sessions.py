@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -46,41 +48,52 @@ from .measure import (
 )
 from .report import summary, table, write_results
 
+if TYPE_CHECKING:
+    from deployments.stack import StackInfo
+    from s2s.service.config import ServiceConfig
+
 WARMUP_S = 3.0
 INGRESS = ("haproxy", "proxy", "direct")
 
 CallerFactory = Callable[[Caller, Pacer], Awaitable[None]]
+#: Latencies from the callers' stamps and the emulator's, from a window start (monotonic s).
+Collect = Callable[[list[Caller], float], Latencies]
 
 
 async def run_callers(
-    factory: CallerFactory, n: int, seconds: float, pacer: Pacer
-) -> tuple[list[Caller], float]:
-    callers = [Caller(i) for i in range(n)]
+    factory: CallerFactory, n: int, pacer: Pacer, make: Callable[[int], Caller] = Caller
+) -> list[Caller]:
+    callers = [make(i) for i in range(n)]
     await asyncio.gather(pacer.run(), *(factory(c, pacer) for c in callers))
-    return callers, pacer.start
+    return callers
 
 
-async def floor_run(n: int, seconds: float, emulator: EmulatorProcess, url: str) -> Latencies:
+async def floor_run(
+    n: int, seconds: float, emulator: EmulatorProcess, url: str, *, ulaw: bool = False
+) -> Latencies:
     print(f"  N={n}: floor (straight to the emulator)...", flush=True)
     emulator.reset()
-    pacer = Pacer(seconds, n, NATIVE_RATE)
-    callers, start = await run_callers(lambda c, p: direct_caller(url, c, p), n, seconds, pacer)
-    return measure(callers, emulator.dump(), start + WARMUP_S)
+    pacer = Pacer(seconds, n, 8000 if ulaw else NATIVE_RATE, ulaw=ulaw)
+    callers = await run_callers(lambda c, p: direct_caller(url, c, p), n, pacer)
+    return measure(callers, emulator.dump(), pacer.start + WARMUP_S)
 
 
 async def service_run(
     n: int,
-    seconds: float,
-    rate: int,
+    pacer: Pacer,
+    factory: CallerFactory,
     emulator: EmulatorProcess,
     floor: Latencies,
-    base: str,
-    api_key: str,
+    *,
+    make: Callable[[int], Caller] = Caller,
+    collect: Collect | None = None,
 ) -> RunResult:
+    """N callers through the service, against ``floor``; CPU and memory over the window.
+    ``collect`` matches their stamps with the emulator's (default: :func:`measure`)."""
     emulator.reset()
     exclude = {emulator.pid}
     outside = [emulator.pid, os.getpid()]
-    pacer = Pacer(seconds, n, rate)
+    seconds = pacer.seconds
     window: dict[str, Any] = {}
 
     async def sample() -> None:
@@ -99,11 +112,14 @@ async def service_run(
         window["elapsed"] = time.monotonic() - began
 
     sampler = asyncio.create_task(sample())
-    callers, start = await run_callers(
-        lambda c, p: service_caller(base, api_key, c, p), n, seconds, pacer
-    )
+    callers = await run_callers(factory, n, pacer, make)
     await sampler
-    service = measure(callers, emulator.dump(), start + WARMUP_S)
+    window_start = pacer.start + WARMUP_S
+    service = (
+        collect(callers, window_start)
+        if collect is not None
+        else measure(callers, emulator.dump(), window_start)
+    )
     before, after, elapsed = window["before"], window["after"], window["elapsed"]
     cores: dict[str, float] = {}
     for pid, used in after.items():
@@ -117,19 +133,11 @@ async def service_run(
     return RunResult(n, floor, service, total / (n * elapsed), window["memory"], errors, cores)
 
 
-async def ingress_runs(
-    ingress: str,
-    counts: list[int],
-    floors: dict[int, Latencies],
-    args: argparse.Namespace,
-    emulator: EmulatorProcess,
-    url: str,
-) -> tuple[list[RunResult], float]:
-    """Every N through one ingress path (one service started for them all); and its idle CPU."""
-    from deployments.stack import LocalStack
+def service_config(url: str, ingress: str, tenants: dict[str, Any] | None = None) -> ServiceConfig:
+    """The benchmarked service: the emulator as its provider, room for every call."""
     from s2s.service.config import ServiceConfig
 
-    config = ServiceConfig.model_validate(
+    return ServiceConfig.model_validate(
         {
             "providers": {
                 "openai_realtime": {
@@ -141,29 +149,57 @@ async def ingress_runs(
             "serve": {"ingress": ingress, "port": 8000},
             "sessions": {"slots_per_node": 1000, "idle_timeout_s": 600},
             "auth": {"api_keys": ["bench-key"]},
+            "tenants": tenants or {},
         }
     )
-    print(f"starting the service ({ingress} ingress)...", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    config: ServiceConfig, emulator: EmulatorProcess
+) -> AsyncIterator[tuple[StackInfo, float]]:
+    """The service up (stopped again on the way out, also on errors and Ctrl-C), and its
+    idle CPU in cores."""
+    from deployments.stack import LocalStack
+
+    print(f"starting the service ({config.serve.ingress} ingress)...", flush=True)
     stack = LocalStack(config, workers_per_pool=1)
-    info = await asyncio.to_thread(stack.start)
-    results: list[RunResult] = []
+    starting = asyncio.ensure_future(asyncio.to_thread(stack.start))
     try:
+        info = await asyncio.shield(starting)
         await asyncio.sleep(3)
         processes = service_processes({emulator.pid})
         before = cpu_seconds(processes)
         await asyncio.sleep(5)
         after = cpu_seconds(processes)
-        idle = sum(after[p] - before.get(p, 0.0) for p in after) / 5
+        yield info, sum(after[p] - before.get(p, 0.0) for p in after) / 5
+    finally:
+        await asyncio.wait({starting})  # a start cut short by Ctrl-C ends first, then stops
+        await asyncio.to_thread(stack.stop)
+
+
+def reported(result: RunResult) -> RunResult:
+    if result.errors:
+        print(f"  {len(result.errors)} errors, first: {result.errors[0]}", flush=True)
+    return result
+
+
+async def ingress_runs(
+    ingress: str,
+    counts: list[int],
+    floors: dict[int, Latencies],
+    args: argparse.Namespace,
+    emulator: EmulatorProcess,
+    url: str,
+) -> tuple[list[RunResult], float]:
+    """Every N through one ingress path (one service started for them all); and its idle CPU."""
+    results: list[RunResult] = []
+    async with running_stack(service_config(url, ingress), emulator) as (info, idle):
         for n in counts:
             print(f"  N={n}: through {ingress} ({args.seconds:.0f} s)...", flush=True)
-            result = await service_run(
-                n, args.seconds, args.rate, emulator, floors[n], info.base_url, info.api_key
-            )
-            results.append(result)
-            if result.errors:
-                print(f"  {len(result.errors)} errors, first: {result.errors[0]}", flush=True)
-    finally:
-        await asyncio.to_thread(stack.stop)
+            pacer = Pacer(args.seconds, n, args.rate)
+            caller = functools.partial(service_caller, info.base_url, info.api_key)
+            results.append(reported(await service_run(n, pacer, caller, emulator, floors[n])))
     return results, idle
 
 

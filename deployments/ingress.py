@@ -372,6 +372,11 @@ class Ingress:
     async def genesys(self, websocket: WebSocket, tenant: str) -> None:
         await self.genesys_gateway.connect(websocket, tenant)
 
+    @app.websocket("/v1/telephony/genesys/{tenant}/{connector}")
+    async def genesys_connector(self, websocket: WebSocket, tenant: str, connector: str) -> None:
+        """The same, with the Architect action's Connector ID appended (kept with the call)."""
+        await self.genesys_gateway.connect(websocket, tenant, connector)
+
     # -- operations -----------------------------------------------------------------------------
 
     @app.get("/healthz")

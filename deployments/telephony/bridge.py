@@ -29,6 +29,7 @@ from fastapi import WebSocketDisconnect
 
 from s2s.log import logger, session_id_var
 from s2s.service.envelope import Envelope
+from s2s.service.metrics import Metrics
 from s2s.service.subscribe import SubscriptionHub
 from s2s.service.telephony_config import TelephonySettings
 from s2s.telephony.outbound import OutboundAudio, Played, Segment
@@ -104,6 +105,7 @@ class CallBridge:
         settings: TelephonySettings,
         platform: Platform,
         outbound: OutboundAudio,
+        metrics: Metrics | None = None,
         launch: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.session_id = session_id
@@ -114,6 +116,7 @@ class CallBridge:
         self.settings = settings
         self.platform = platform
         self.outbound = outbound
+        self.metrics = metrics
         self.outcome: CallOutcome | None = None
         self.ended = asyncio.Event()
         self._ending: CallOutcome | None = None
@@ -342,4 +345,8 @@ class CallBridge:
                 await self.router.send(self.session_id, self.meta, "close", {"reason": reason})
         if close_platform:
             await self.platform.finish(outcome)
+        if self.metrics is not None:
+            self.metrics.inc(
+                "s2s_phone_calls_ended", platform=self.platform.name, reason=outcome.reason
+            )
         log.info("call %s ended: %s (%s)", self.session_id, outcome.action, outcome.reason)

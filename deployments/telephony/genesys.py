@@ -1,4 +1,7 @@
-"""Genesys Cloud Audio Connector: ``WS /v1/telephony/genesys/{tenant}`` (AudioHook v2).
+"""Genesys Cloud Audio Connector: ``WS /v1/telephony/genesys/{tenant}[/{connector}]``.
+
+AudioHook v2, Audio Connector flavour. Genesys appends the Architect action's Connector ID to
+the integration's base URI; it is kept with the call (``metadata.genesys.connector_id``).
 
 Before the upgrade: ``X-API-KEY`` must be a key of ``tenant``; when the tenant configures a
 client secret, the HTTP message signature must verify (draft-11, HMAC-SHA256); the
@@ -86,7 +89,7 @@ class GenesysGateway(Gateway):
                 ) from exc
         return telephony, session_id.lower(), organization
 
-    async def connect(self, websocket: WebSocket, tenant: str) -> None:
+    async def connect(self, websocket: WebSocket, tenant: str, connector: str = "") -> None:
         try:
             telephony, session_uuid, organization = self._admit(websocket, tenant)
         except ApiError as error:
@@ -94,6 +97,7 @@ class GenesysGateway(Gateway):
             return
         await websocket.accept()
         call = _GenesysCall(self, websocket, tenant, telephony, session_uuid, organization)
+        call.connector = connector[:64]
         # Its own task: Serve cancels this handler as soon as Genesys disconnects, and the call
         # must still read what came before (its ``close``) and stop its session.
         await asyncio.shield(detached(call.serve()))
@@ -117,6 +121,7 @@ class _GenesysCall:
         self.telephony = telephony
         self.server = AudioHookServer(session_uuid, organization)
         self.server_uuid = session_uuid
+        self.connector = ""
         self.bridge: CallBridge | None = None
         self.session_id: str | None = None
         self._lock = asyncio.Lock()
@@ -229,6 +234,7 @@ class _GenesysCall:
                     "input_variables": dict(request.input_variables),
                     "audiohook_session_id": self.server_uuid,
                     "organization_id": request.organization_id,
+                    "connector_id": self.connector,
                 }
             },
         )
@@ -255,6 +261,7 @@ class _GenesysCall:
                 max_frame_ms=2 * frames.genesys_frame_ms,
                 min_interval_ms=frames.genesys_frame_ms,
             ),
+            metrics=gateway.creator.metrics,
             launch=lambda: gateway.creator.launch(spec),
         )
         self.server.open(media)

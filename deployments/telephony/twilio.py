@@ -233,6 +233,7 @@ class TwilioGateway(Gateway):
             settings=telephony,
             platform=platform,
             outbound=OutboundAudio(frame_ms=frame.twilio_frame_ms, lead_ms=frame.twilio_lead_ms),
+            metrics=self.creator.metrics,
             launch=lambda: self.creator.launch(spec),
         )
         runner = asyncio.create_task(bridge.run(), name=f"twilio call {session_id}")

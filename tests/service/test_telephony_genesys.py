@@ -62,8 +62,11 @@ async def call_session(base: str, conversation_id: str) -> str:
 
 async def test_a_call_with_a_tool_then_the_caller_hangs_up(base, ws_base, emulator):
     conversation = str(uuid.uuid4())
-    async with await connect(
-        ws_base, conversation_id=conversation, input_variables={"intentHint": "orders"}
+    async with await GenesysCall.connect(
+        f"{url(ws_base)}/orders-bot",  # the Architect action's Connector ID, appended
+        CREDENTIALS,
+        conversation_id=conversation,
+        input_variables={"intentHint": "orders"},
     ) as call:
         assert call.opened.media is not None
         session_id = await call_session(base, conversation)
@@ -83,6 +86,7 @@ async def test_a_call_with_a_tool_then_the_caller_hangs_up(base, ws_base, emulat
     assert record["closed_reason"] == "caller_hung_up"
     assert record["metadata"]["telephony"]["platform"] == "genesys"
     assert record["metadata"]["genesys"]["input_variables"] == {"intentHint": "orders"}
+    assert record["metadata"]["genesys"]["connector_id"] == "orders-bot"
     kinds = [e["type"] for e in await events(base, session_id)]
     assert "speech_started" in kinds and "tool_result" in kinds
     provider = provider_frames(emulator, "genesys-tool")

@@ -65,8 +65,16 @@ async def test_a_call_with_a_tool_then_the_caller_hangs_up(base, emulator):
     assert record["closed_reason"] == "caller_hung_up"
     assert record["metadata"]["telephony"]["platform"] == "twilio"
     assert record["metadata"]["telephony"]["call_id"] == call.call_sid
-    kinds = [e["type"] for e in await events(base, session_id)]
+    feed = await events(base, session_id)
+    kinds = [e["type"] for e in feed]
     assert "speech_started" in kinds and "tool_call" in kinds and "tool_result" in kinds
+    started = next(e for e in feed if e["type"] == "session_started")
+    assert started["telephony"] == {
+        "platform": "twilio",
+        "call_id": call.call_sid,
+        "from": "+15555550100",
+        "to": "+18005550199",
+    }
     frames = provider_frames(emulator, "twilio-tool")
     # μ-law went straight to the provider, no decoding or resampling on the way
     assert audio_formats(frames) == {('{"type": "audio/pcmu"}', '{"type": "audio/pcmu"}')}
