@@ -27,9 +27,10 @@ soak: venv  ## 20 real-time calls for 10 minutes, a fault every 30 s (SOAK_MINUT
 	S2S_SOAK_MINUTES=$(or $(SOAK_MINUTES),10) S2S_SOAK_CALLS=$(or $(SOAK_CALLS),20) \
 		$(BIN)/pytest tests/service/test_soak.py -s
 
-bench: venv  ## concurrent real-time calls through each ingress path vs a direct floor, and 8 kHz calls
+bench: venv  ## concurrent real-time calls through each ingress path vs a direct floor, 8 kHz calls, Twilio calls
 	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30,40,50 --seconds 20 --ingress haproxy,proxy,direct --output docs/benchmarks.md
 	$(BIN)/python -m benchmarks.sessions --sessions 10,20,30,40,50 --seconds 20 --ingress haproxy --rate 8000 --output docs/benchmarks.md
+	$(BIN)/python -m benchmarks.phone --sessions 10,20 --seconds 20 --output docs/benchmarks.md
 
 k8s: venv  ## regenerate k8s/**/generated/ from config.yaml (serveConfigV2, the pods' ConfigMap)
 	$(BIN)/s2s k8s render

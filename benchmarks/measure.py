@@ -23,6 +23,8 @@ class Latencies:
     outbound: list[float] = field(default_factory=list)
     frames_sent: int = 0
     frames_arrived: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    """Other tallies of the run (phone calls: marks sent and echoed, clears)."""
 
 
 def measure(callers: list[Caller], records: list[Record], window_start: float) -> Latencies:

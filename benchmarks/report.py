@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -46,10 +47,18 @@ def _largest(results: list[RunResult], check: Callable[[RunResult], bool]) -> st
     return str(max(ok)) if ok else "none"
 
 
-def table(results: list[RunResult], label: str, cores: int, idle_cpu: float, rate: int) -> str:
+def table(
+    results: list[RunResult],
+    label: str,
+    cores: int,
+    idle_cpu: float,
+    rate: int,
+    audio: str | None = None,
+) -> str:
+    """Latencies against the floor by direction, then CPU by part and memory, per N."""
     lines = [
-        f"Ingress: **{label}**. Callers' audio: PCM16 at {rate} Hz. Machine: {cores} cores. "
-        f"Idle service (no calls): {idle_cpu:.2f} core.",
+        f"Ingress: **{label}**. Callers' audio: {audio or f'PCM16 at {rate} Hz'}. "
+        f"Machine: {cores} cores. Idle service (no calls): {idle_cpu:.2f} core.",
         "",
         "| N | direction | floor p50 | floor p99 | service p50 | service p99 | "
         "added p50 | added p99 | frames arrived |",
@@ -80,11 +89,7 @@ def table(results: list[RunResult], label: str, cores: int, idle_cpu: float, rat
         "|---|---|---|" + "---|" * len(PARTS) + "---|---|",
     ]
     for r in results:
-        memory = (
-            f"{statistics.mean(r.actor_mb):.1f} MB (max {max(r.actor_mb):.1f})"
-            if r.actor_mb
-            else "n/a"
-        )
+        memory = _memory(r)
         shares = " | ".join(f"{r.cores.get(p, 0.0):.2f}" for p in PARTS)
         load = r.cores.get("emulator", 0.0) + r.cores.get("callers", 0.0)
         lines.append(
@@ -128,6 +133,36 @@ def summary(by_path: dict[str, list[RunResult]]) -> str:
     return "\n".join(lines)
 
 
+def _memory(result: RunResult) -> str:
+    if not result.actor_mb:
+        return "n/a"
+    return f"{statistics.mean(result.actor_mb):.1f} MB (max {max(result.actor_mb):.1f})"
+
+
+def phone_summary(results: list[RunResult]) -> str:
+    """Phone calls, one row per N: added latency, CPU and memory per call, the load's own CPU,
+    and the stream's marks (echoed by the callers / sent by the service) and barge-in clears."""
+    lines = [
+        "| N | added p50 in / out | added p99 in / out | service CPU per call | "
+        "USS per session actor | callers (cores) | emulator (cores) | marks echoed / sent | "
+        "clears | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        p50, p99 = added(r, 0.5), added(r, 0.99)
+        mark = "" if complete(r) else " (incomplete)"
+        counts = r.service.counts
+        lines.append(
+            f"| {r.n} | {p50[0] * 1e3:+.1f} / {p50[1] * 1e3:+.1f} ms | "
+            f"{p99[0] * 1e3:+.1f} / {p99[1] * 1e3:+.1f} ms{mark} | "
+            f"{r.cpu_per_session:.4f} core | {_memory(r)} | {r.cores.get('callers', 0.0):.2f} | "
+            f"{r.cores.get('emulator', 0.0):.2f} | "
+            f"{counts.get('echoes', 0)} / {counts.get('marks', 0)} | {counts.get('clears', 0)} | "
+            f"{len(r.errors)} |"
+        )
+    return "\n".join(lines)
+
+
 def write_results(path: Path, label: str, text: str) -> None:
     start, end = f"<!-- results:{label}:start -->", f"<!-- results:{label}:end -->"
     document = path.read_text() if path.exists() else ""
@@ -138,3 +173,29 @@ def write_results(path: Path, label: str, text: str) -> None:
     else:
         document = document.rstrip() + "\n\n" + block + "\n"
     path.write_text(document)
+
+
+def publish(blocks: dict[str, str], output: str | None) -> None:
+    """Print each results block; with ``output``, also rewrite its block in that file."""
+    for label, text in blocks.items():
+        print(f"\n{text}")
+        if output:
+            write_results(Path(output), label, text)
+    if output:
+        print(f"\nresults written to {output}")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, sessions: str) -> None:
+    """The options every benchmark takes: call counts, seconds per run, where to write."""
+    parser.add_argument(
+        "--sessions", default=sessions, help=f"comma-separated call counts (default {sessions})"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="real-time audio per run (default 20)"
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="MARKDOWN",
+        help="rewrite the results blocks of this file (docs/benchmarks.md)",
+    )

@@ -16,7 +16,8 @@ every process it runs (Ray, Serve, HAProxy, actors, redis-server, tool workers),
 the callers' or the emulator's. Memory per session actor is the USS of the actor processes.
 
 ``--rate 8000`` is the telephony scenario: callers send 8 kHz PCM16 (a phone line's rate) and
-the session actor resamples to and from the provider's 24 kHz.
+the session actor resamples to and from the provider's 24 kHz. Twilio phone calls (μ-law through
+the Twilio endpoint) are :mod:`benchmarks.phone`.
 
 ``--output docs/benchmarks.md`` rewrites the results blocks of that file.
 """
@@ -31,7 +32,6 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -46,7 +46,7 @@ from .measure import (
     measure,
     service_processes,
 )
-from .report import summary, table, write_results
+from .report import add_common_arguments, publish, summary, table
 
 if TYPE_CHECKING:
     from deployments.stack import StackInfo
@@ -230,12 +230,7 @@ async def main(args: argparse.Namespace) -> int:
         blocks["summary" if args.rate == NATIVE_RATE else f"summary-{scenario}"] = summary(
             {path: results for path, (results, _) in by_path.items()}
         )
-    for label, text in blocks.items():
-        print(f"\n{text}")
-        if args.output:
-            write_results(Path(args.output), label, text)
-    if args.output:
-        print(f"\nresults written to {args.output}")
+    publish(blocks, args.output)
     return 0
 
 
@@ -243,12 +238,7 @@ def cli() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--sessions", default="10,20,30", help="comma-separated call counts (default 10,20,30)"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=20.0, help="real-time audio per run (default 20)"
-    )
+    add_common_arguments(parser, "10,20,30")
     parser.add_argument(
         "--ingress",
         default="haproxy",
@@ -266,12 +256,6 @@ def cli() -> None:
         type=float,
         default=1.0,
         help="emulator answer speed, x real time (default 1: like a voice)",
-    )
-    parser.add_argument(
-        "--output",
-        default=None,
-        metavar="MARKDOWN",
-        help="rewrite the results blocks of this file (docs/benchmarks.md)",
     )
     sys.exit(asyncio.run(main(parser.parse_args())))
 

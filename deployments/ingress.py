@@ -63,6 +63,7 @@ from .tenancy import Authenticator, Principal
 from .web import (
     CLOSE_RESTARTING,
     SESSION_ID,
+    audio_format,
     close_code_for,
     deny,
     media_input,
@@ -296,7 +297,7 @@ class Ingress:
         principal = self._auth(request)
         meta = await self._owned(principal, session_id)
         data = await read_body(request, self.config.serve.max_body_bytes)
-        if len(data) % 2:
+        if audio_format(meta) == "pcm16" and len(data) % 2:
             raise ApiError(400, "invalid_audio", f"audio has an odd number of bytes ({len(data)})")
         step = self.config.serve.max_frame_bytes
         received = time.time()

@@ -26,10 +26,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import WebSocketDisconnect
+from redis.exceptions import RedisError
 
 from s2s.log import logger, session_id_var
 from s2s.service.envelope import Envelope
 from s2s.service.metrics import Metrics
+from s2s.service.state import ENDED
 from s2s.service.subscribe import SubscriptionHub
 from s2s.service.telephony_config import TelephonySettings
 from s2s.telephony.outbound import OutboundAudio, Played, Segment
@@ -49,6 +51,9 @@ CLOCK_REPORT_S = 0.2
 #: Caller audio kept while the session starts (30 s of μ-law); a start that takes
 #: longer fails the call rather than grow without bound.
 MAX_EARLY_BYTES = 30 * 8_000
+#: A lost event subscription is retried this often, for at most this long.
+EVENTS_RETRY_S = 0.5
+EVENTS_GIVE_UP_S = 30.0
 #: Calls running or being ended (strong references: their handlers may be cancelled).
 _CLOSING: set[asyncio.Task[None]] = set()
 
@@ -143,13 +148,25 @@ class CallBridge:
 
     async def _input(self, kind: str, payload: Any) -> None:
         if self._ready:
-            await self.router.send(self.session_id, self.meta, kind, payload, time.time())
+            try:
+                await self.router.send(self.session_id, self.meta, kind, payload, time.time())
+            except Exception:
+                if not await self._session_ended():
+                    raise
+                # The session ended (its end is on its way as an event, with the reason):
+                # the caller's audio after that has no conversation to go to.
             return
         size = len(payload) if isinstance(payload, bytes) else 0
         if self._early_bytes + size > MAX_EARLY_BYTES:
             raise ApiError(503, "session_unavailable", "the call's session is not up in time")
         self._early.append((kind, payload, time.time()))
         self._early_bytes += size
+
+    async def _session_ended(self) -> bool:
+        if self.ended.is_set():
+            return True
+        meta = await self.router.store.meta(self.session_id)
+        return meta is None or meta.get("status") in ENDED
 
     async def confirmed(self, name: str) -> None:
         """The platform played segment ``name``."""
@@ -206,14 +223,32 @@ class CallBridge:
         return True
 
     async def _events(self) -> None:
-        async with self.hub.subscribe(self.session_id, 0, on_overflow="raise") as envelopes:
-            async for envelope in envelopes:
-                await self._on_event(envelope)
-                if envelope.type == "session_closed":
-                    reason = str(envelope.data.get("reason") or "session_ended")
-                    outcome = self._ending or CallOutcome("hangup", reason)
-                    await self._end(outcome, close_platform=True, close_session=False)
-                    return
+        """The session's events, in order, once each: a lost subscription (Redis restarting,
+        a replica falling behind) resumes after the last event seen; a phone call cannot be
+        resumed by its client the way a WebSocket client resumes."""
+        seen, failing_since = 0, None
+        while True:
+            try:
+                async with self.hub.subscribe(
+                    self.session_id, seen, on_overflow="catch_up"
+                ) as envelopes:
+                    async for envelope in envelopes:
+                        failing_since = None
+                        seen = max(seen, envelope.seq)
+                        await self._on_event(envelope)
+                        if envelope.type == "session_closed":
+                            reason = str(envelope.data.get("reason") or "session_ended")
+                            outcome = self._ending or CallOutcome("hangup", reason)
+                            await self._end(outcome, close_platform=True, close_session=False)
+                            return
+                return
+            except (RedisError, OSError) as exc:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > EVENTS_GIVE_UP_S:
+                    raise
+                log.warning("call %s: events interrupted (%r); resuming", self.session_id, exc)
+                await asyncio.sleep(EVENTS_RETRY_S)
 
     async def _on_event(self, envelope: Envelope) -> None:
         kind = envelope.type
@@ -267,8 +302,10 @@ class CallBridge:
 
     async def _report(self, played: Played) -> None:
         payload = {"item_id": played.item_id, "played_ms": played.played_ms}
-        with contextlib.suppress(ApiError):  # a report is advice: never end a call over one
+        try:
             await self.router.send(self.session_id, self.meta, "playback", payload)
+        except Exception as exc:  # a report is advice: never end a call over one
+            log.info("call %s: playback report not delivered: %r", self.session_id, exc)
 
     async def _pace(self) -> None:
         """Send due segments; report clock playback; hand the call back after a goodbye."""
@@ -340,9 +377,12 @@ class CallBridge:
         with contextlib.suppress(Exception):
             await self.tokens.save_outcome(self.session_id, outcome)
         if close_session:
-            with contextlib.suppress(ApiError):
-                reason = {"hangup": outcome.reason, "transfer": "transferred"}[outcome.action]
+            reason = {"hangup": outcome.reason, "transfer": "transferred"}[outcome.action]
+            try:
                 await self.router.send(self.session_id, self.meta, "close", {"reason": reason})
+            except Exception as exc:  # already ended, or unreachable: its lease ends it
+                if not await self._session_ended():
+                    log.warning("call %s: could not close its session: %r", self.session_id, exc)
         if close_platform:
             await self.platform.finish(outcome)
         if self.metrics is not None:

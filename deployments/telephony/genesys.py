@@ -277,7 +277,8 @@ class _GenesysCall:
     async def _fail(self, reason: Any, info: str) -> None:
         """End the session from our side with ``disconnect`` (the client then closes)."""
         if self.bridge is not None:
-            await self.bridge.hung_up("stream_lost")
+            with contextlib.suppress(Exception):
+                await self.bridge.hung_up("stream_lost")
         if not self.server.disconnect_sent and self.server.state not in ("closing", "closed"):
             self.server.disconnect(reason, info=info[:200])
             await self.send_texts()
@@ -290,7 +291,7 @@ class _GenesysCall:
     def _reap(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("Genesys session %s: %r", self.server_id, task.exception())
-            asyncio.get_running_loop().create_task(self._fail("error", "internal error"))
+            detached(self._fail("error", "internal error"))
 
     async def stop(self) -> None:
         if self.bridge is not None and not self.bridge.ended.is_set():

@@ -257,18 +257,23 @@ class TwilioGateway(Gateway):
     async def _receive(
         self, websocket: WebSocket, bridge: CallBridge, runner: asyncio.Task[None]
     ) -> None:
-        receive: asyncio.Task[str] | None = None
-        while not bridge.ended.is_set():
-            receive = asyncio.ensure_future(websocket.receive_text())
-            done, _ = await asyncio.wait({receive, runner}, return_when=asyncio.FIRST_COMPLETED)
-            if runner in done:  # the call ended on our side (or its bridge failed)
-                receive.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await receive
-                if runner.exception() is not None:
-                    raise runner.exception()  # type: ignore[misc]
-                return
-            message = wire.parse(receive.result())
+        """Read Twilio's messages until ``stop``, or until the call ends on our side."""
+        reader = asyncio.create_task(self._read(websocket, bridge))
+        done, _ = await asyncio.wait({reader, runner}, return_when=asyncio.FIRST_COMPLETED)
+        if reader not in done:  # the call ended on our side (or its bridge failed)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _read(self, websocket: WebSocket, bridge: CallBridge) -> None:
+        # One long-lived reader: a frame already queued is handled without an event-loop turn
+        # (a task per frame raced against the bridge cost three turns a frame, which a busy
+        # replica could not keep up with at 50 frames a second per call).
+        while True:
+            message = wire.parse(await websocket.receive_text())
             match message:
                 case wire.Media(payload=payload):
                     await bridge.caller_audio(payload)

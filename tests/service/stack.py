@@ -17,6 +17,7 @@ import websockets
 
 from deployments.api import parse_audio_frame
 from deployments.tenancy import hash_key
+from s2s.emulators.base import Emulator
 from s2s.emulators.openai import OpenAIEmulator
 
 from ..conftest import OPENAI_KEY, SECOND
@@ -48,14 +49,15 @@ def free_port() -> int:
 
 
 class EmulatorThread:
-    """An OpenAI emulator on its own event loop, so session-scoped tests can share it."""
+    """An emulator (OpenAI's unless given) on its own event loop, so module- or session-scoped
+    tests can share it."""
 
-    def __init__(self) -> None:
+    def __init__(self, emulator: Emulator | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.emulator = OpenAIEmulator(api_key=OPENAI_KEY, record=True, speed=8.0)
+        self.emulator: Any = emulator or OpenAIEmulator(api_key=OPENAI_KEY, record=True, speed=8.0)
 
-    def start(self) -> OpenAIEmulator:
+    def start(self) -> Any:
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
         return self.emulator

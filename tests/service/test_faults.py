@@ -22,6 +22,7 @@ import ray
 from actors.session_actor import ray_actor_name
 from deployments.stack import LocalStack
 
+from ..conftest import SECOND
 from .fault_calls import (
     TaggedCaller,
     assert_conversation_once,
@@ -105,7 +106,10 @@ async def test_a_session_actor_lost_mid_call_loses_no_audio_and_no_event(
     print("provider sessions (number, tag, first, last):", provider_segments(emulator))
     assert_conversation_once(emulator, callers)
     assert stranded_audio_ms(emulator).get(victim.tag, 0) == 0
-    assert recovery < 5.0
+    # The budget: a frozen actor is noticed after LIVENESS_S (2 s) of silence, probed for
+    # PROBE_S (1 s), then replaced (a new actor process: ~1.7 s idle, over 2 s when the
+    # machine's two cores are busy); a killed one is noticed at once.
+    assert recovery < (5.0 if how == "killed" else 6.0) * SECOND
     if how == "frozen":
         assert with_exit
 

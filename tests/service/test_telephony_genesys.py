@@ -24,9 +24,11 @@ from ..conftest import SECOND
 from .phone_calls import (
     HEADERS,
     audio_formats,
+    call_session,
     caller_speech,
     closed_session,
     events,
+    hang_up_from_the_service,
     of_type,
     provider_frames,
     run_phone_cli,
@@ -45,19 +47,6 @@ def url(ws_base: str, tenant: str = "acme") -> str:
 
 async def connect(ws_base: str, **options: Any) -> GenesysCall:
     return await GenesysCall.connect(url(ws_base), CREDENTIALS, **options)
-
-
-async def call_session(base: str, conversation_id: str) -> str:
-    """The session id of the call with this Genesys conversation id."""
-    async with httpx.AsyncClient(headers=HEADERS) as http:
-        listing = (await http.get(f"{base}/v1/sessions")).json()["sessions"]
-    found = [
-        s["session_id"]
-        for s in listing
-        if (s.get("metadata") or {}).get("telephony", {}).get("call_id") == conversation_id
-    ]
-    assert len(found) == 1, listing
-    return str(found[0])
 
 
 async def test_a_call_with_a_tool_then_the_caller_hangs_up(base, ws_base, emulator):
@@ -241,3 +230,17 @@ async def test_the_phone_command_places_a_call(base, tmp_path):
         "--probe",
     )
     assert code == 0 and "probe answered" in stdout, stderr
+
+
+async def test_a_call_ended_by_the_service_disconnects_completed(base, ws_base):
+    conversation = str(uuid.uuid4())
+    async with await connect(ws_base, conversation_id=conversation) as call:
+        session_id = await call_session(base, conversation)
+        await call.say(caller_speech(0.8))
+        await call.wait_for(lambda t: len(t.bot_frames) >= 1, 20 * SECOND)
+        await hang_up_from_the_service(base, session_id)
+        outcome = await call.finished(20 * SECOND)
+    assert outcome.ended_by == "server", (outcome, call.violations, call.timeline.messages[-6:])
+    assert outcome.disconnect_reason == "completed"
+    assert outcome.closed_in_time and call.violations == []
+    assert dict(outcome.output_variables)["reason"] == "closed_by_client"

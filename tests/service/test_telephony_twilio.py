@@ -20,6 +20,7 @@ from .phone_calls import (
     caller_speech,
     closed_session,
     events,
+    hang_up_from_the_service,
     of_type,
     provider_frames,
     run_phone_cli,
@@ -212,3 +213,15 @@ async def test_the_phone_command_places_a_call(base, tmp_path):
     assert "speech_started" in stdout and "dtmf" in stdout  # the call's events, live
     pcm, rate = read_wav(out)
     assert rate == 8000 and len(pcm) / 2 / rate > 0.5  # the bot's answer, as heard
+
+
+async def test_a_call_ended_by_the_service_hands_back_to_twiml_and_hangs_up(base):
+    async with await place(base) as call:
+        session_id = call.parameters["session_id"]
+        await say_text(base, session_id, "twilio-delete hello")
+        await call.wait_for(lambda t: len(t.echoes) >= 2, 20 * SECOND)
+        await hang_up_from_the_service(base, session_id)
+        outcome = await call.finished(20 * SECOND)
+    assert outcome.ended_by == "server" and outcome.hung_up and outcome.transferred_to is None
+    assert len(outcome.redirects) == 1 and call.violations == []
+    assert (await closed_session(base, session_id))["closed_reason"] == "closed_by_client"

@@ -11,16 +11,19 @@ import pytest
 
 from s2s.telephony.http_signature import (
     COVERED_COMPONENTS,
-    BareItem,
     SignatureError,
-    Token,
     compute_signature,
     normalize_authority,
-    parse_dictionary,
     sign,
     signature_base,
     signature_params,
     verify,
+)
+from s2s.telephony.structured_fields import (
+    BareItem,
+    MalformedFieldError,
+    Token,
+    parse_dictionary,
 )
 
 TARGET = "/api/v1/voicebiometrics/ws"
@@ -303,5 +306,5 @@ def test_structured_field_dictionary_subset() -> None:
         '("a\\"b" "c");n=2;t=x;f'
     )
     for bad in ["a=", "a=1,", "A=1", 'a="unterminated', "a=(1 2", "a=?2", ""]:
-        with pytest.raises(SignatureError, match="malformed X header"):
+        with pytest.raises(MalformedFieldError, match="malformed X header"):
             parse_dictionary(bad, "X")

@@ -1,0 +1,135 @@
+"""Phone calls on Gemini Live and Nova Sonic: the same platforms, providers that take no μ-law.
+
+Their sessions decode the caller's μ-law and resample it for the provider, and encode the
+model's audio back, inside the session; the phone side is unchanged. Each provider gets a
+tenant whose phone calls use it, and its own emulator.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from deployments.stack import LocalStack
+from deployments.tenancy import hash_key
+from s2s.emulators.gemini import GeminiEmulator
+from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
+from s2s.phone import TwilioCall
+from s2s.phone.genesys import GenesysCall, GenesysCredentials
+from s2s.service.config import ServiceConfig
+
+from ..conftest import GEMINI_KEY, SECOND
+from .phone_calls import call_session, caller_speech, closed_session, events, say_text
+from .stack import (
+    ACME_GENESYS_SECRET,
+    ACME_TRANSFER_TARGET,
+    ACME_TWILIO_TOKEN,
+    EmulatorThread,
+    service_config,
+    with_repo_on_path,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+PROVIDERS = ("gemini_live", "nova")
+
+
+def tenant_of(provider: str) -> str:
+    return provider.replace("_", "-")
+
+
+def key_of(provider: str) -> str:
+    return f"{tenant_of(provider)}-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
+    """The service with Gemini and Nova emulators too, and a phone tenant for each."""
+    with_repo_on_path()
+    gemini = EmulatorThread(GeminiEmulator(api_key=GEMINI_KEY, record=True, speed=8.0))
+    nova = EmulatorThread(NovaEmulator(record=True, speed=8.0))
+    gemini.start()
+    nova.start()
+    data: dict[str, Any] = service_config(emulator.emulator.url)
+    data["providers"]["gemini_live"] = {
+        "emulate_without_key": False,
+        "extra": {
+            "api_key": GEMINI_KEY,
+            "base_url": gemini.emulator.url,
+            "ca_file": str(gemini.emulator.ca_file),
+        },
+    }
+    data["providers"]["nova"] = {
+        "emulate_without_key": False,
+        "extra": {
+            "base_url": nova.emulator.url,
+            "ca_file": str(nova.emulator.ca_file),
+            "aws_access_key_id": DEFAULT_CREDENTIALS.access_key_id,
+            "aws_secret_access_key": DEFAULT_CREDENTIALS.secret_access_key,
+        },
+    }
+    acme = data["tenants"]["acme"]
+    for provider in PROVIDERS:  # acme's phone line, on this provider (its own tenant and key)
+        tenant = copy.deepcopy(acme)
+        tenant["telephony"]["provider"] = provider
+        tenant["key_hashes"] = [hash_key(key_of(provider))]
+        data["tenants"][tenant_of(provider)] = tenant
+    local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=1)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        gemini.stop()
+        nova.stop()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_twilio_call_with_a_tool_and_a_barge_in(base, provider):
+    voice = f"{base}/v1/telephony/twilio/{tenant_of(provider)}/voice"
+    async with await TwilioCall.place(voice, auth_token=ACME_TWILIO_TOKEN) as call:
+        session_id = call.parameters["session_id"]
+        await call.say(caller_speech(1.2))
+        await call.wait_for(lambda t: any(e.played for e in t.echoes), 30 * SECOND)
+        key = key_of(provider)
+        await say_text(base, session_id, 'call lookup_order {"order_id": "A-7"}', key)
+        await call.wait_for(lambda t: len(t.echoes) >= 10, 30 * SECOND)
+        await say_text(base, session_id, "read me the terms and conditions " * 6, key)
+        await call.wait_for(lambda t: sum(e.played for e in t.echoes) >= 20, 30 * SECOND)
+        await call.say(caller_speech(1.0, seed=5))  # over the model
+        await call.wait_for(lambda t: bool(t.clears), 20 * SECOND)
+        await call.hang_up()
+        outcome = await call.finished(15 * SECOND)
+    assert outcome.ended_by == "caller" and call.violations == []
+    record = await closed_session(base, session_id, key=key)
+    assert record["provider"] == provider and record["closed_reason"] == "caller_hung_up"
+    assert record["audio_format"] == "pcmu"
+    kinds = [e["type"] for e in await events(base, session_id, key)]
+    # these providers signal a barge-in with ``interrupted`` (no separate speech_started)
+    assert "tool_result" in kinds and "interrupted" in kinds, sorted(set(kinds))
+    cleared = [e for e in call.timeline.echoes if not e.played]
+    pending = {name for clear in call.timeline.clears for name in clear.pending_marks}
+    assert pending == {e.name for e in cleared}  # every cleared mark, and only those
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_genesys_call_transferred(base, ws_base, provider):
+    conversation = str(uuid.uuid4())
+    key = key_of(provider)
+    credentials = GenesysCredentials(api_key=key, client_secret=ACME_GENESYS_SECRET)
+    url = f"{ws_base}/v1/telephony/genesys/{tenant_of(provider)}"
+    async with await GenesysCall.connect(url, credentials, conversation_id=conversation) as call:
+        await call.say(caller_speech(1.0))
+        await call.wait_for(lambda t: len(t.bot_frames) >= 2, 30 * SECOND)
+        session_id = await call_session(base, conversation, key)
+        await say_text(base, session_id, 'call transfer_call {"target": "billing"}', key)
+        outcome = await call.finished(40 * SECOND)
+    assert outcome.disconnect_reason == "completed" and outcome.closed_in_time
+    assert call.violations == []
+    assert dict(outcome.output_variables)["queue"] == ACME_TRANSFER_TARGET
+    record = await closed_session(base, session_id, key=key)
+    assert record["provider"] == provider and record["closed_reason"] == "transferred"
