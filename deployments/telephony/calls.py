@@ -161,13 +161,9 @@ def decide(
             known = ", ".join(sorted(settings.transfer_targets)) or "none"
             return None, f"Unknown transfer target {target_name!r}. Valid targets: {known}."
         outcome = CallOutcome("transfer", "transferred", target_name, target, summary)
-        return outcome, (
-            f"Transfer to {target_name} is arranged. Tell the caller briefly that you are "
-            "transferring them now; the transfer happens when you finish speaking."
-        )
-    return CallOutcome("hangup", "end_call", summary=summary), (
-        "The call will end when you finish speaking. Say a brief goodbye now."
-    )
+        # Short: results are read to the model, and some models read them out.
+        return outcome, f"Transferring to {target_name} after you speak: say so briefly."
+    return CallOutcome("hangup", "end_call", summary=summary), "Say a brief goodbye now."
 
 
 class CallTokens:

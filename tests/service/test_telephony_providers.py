@@ -1,4 +1,4 @@
-"""Phone calls on Gemini Live and Nova Sonic: the same platforms, providers that take no μ-law.
+"""Phone calls on Gemini Live and Nova Sonic (providers that take no μ-law), and at a quota.
 
 Their sessions decode the caller's μ-law and resample it for the provider, and encode the
 model's audio back, inside the session; the phone side is unchanged. Each provider gets a
@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from twilio.request_validator import RequestValidator
 
 from deployments.stack import LocalStack
 from deployments.tenancy import hash_key
@@ -20,6 +22,7 @@ from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
 from s2s.phone import TwilioCall
 from s2s.phone.genesys import GenesysCall, GenesysCredentials
+from s2s.phone.genesys_timeline import GenesysSessionError
 from s2s.service.config import ServiceConfig
 
 from ..conftest import GEMINI_KEY, SECOND
@@ -36,6 +39,7 @@ from .stack import (
 pytestmark = pytest.mark.timeout(180)
 
 PROVIDERS = ("gemini_live", "nova")
+BUSY_KEY = "busy-key-0123456789"
 
 
 def tenant_of(provider: str) -> str:
@@ -78,6 +82,10 @@ def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
         tenant["telephony"]["provider"] = provider
         tenant["key_hashes"] = [hash_key(key_of(provider))]
         data["tenants"][tenant_of(provider)] = tenant
+    busy = copy.deepcopy(acme)  # a phone line that takes one call at a time
+    busy["key_hashes"] = [hash_key(BUSY_KEY)]
+    busy["quotas"] = {"max_live_sessions": 1}
+    data["tenants"]["busy"] = busy
     local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=1)
     local.start()
     try:
@@ -133,3 +141,24 @@ async def test_a_genesys_call_transferred(base, ws_base, provider):
     assert dict(outcome.output_variables)["queue"] == ACME_TRANSFER_TARGET
     record = await closed_session(base, session_id, key=key)
     assert record["provider"] == provider and record["closed_reason"] == "transferred"
+
+
+async def test_a_line_at_its_quota_answers_busy_on_both_platforms(base, ws_base):
+    voice = f"{base}/v1/telephony/twilio/busy/voice"
+    async with await TwilioCall.place(voice, auth_token=ACME_TWILIO_TOKEN) as first:
+        await first.say(caller_speech(0.5))
+        # Twilio: the second call is rejected busy (the caller hears a busy tone; not billed)
+        form = {"CallSid": "CA" + "0" * 32, "From": "+15555550101", "To": "+18005550199"}
+        signature = RequestValidator(ACME_TWILIO_TOKEN).compute_signature(voice, form)
+        async with httpx.AsyncClient() as http:
+            reply = await http.post(voice, data=form, headers={"X-Twilio-Signature": signature})
+        assert reply.status_code == 200 and '<Reject reason="busy"' in reply.text
+        # Genesys: no opened; disconnect{error} saying why (the flow takes its failure path)
+        credentials = GenesysCredentials(api_key=BUSY_KEY, client_secret=ACME_GENESYS_SECRET)
+        with pytest.raises(GenesysSessionError) as refused:
+            await GenesysCall.connect(f"{ws_base}/v1/telephony/genesys/busy", credentials)
+        outcome = refused.value.outcome
+        assert outcome is not None and outcome.disconnect_reason == "error"
+        assert "limit" in (outcome.info or ""), outcome
+        await first.hang_up()
+        await first.finished(15 * SECOND)

@@ -52,7 +52,7 @@ def test_the_builtin_tools_follow_the_settings():
 def test_a_transfer_to_a_configured_target_decides_the_outcome():
     outcome, result = decide(SETTINGS, TRANSFER_CALL, {"target": "billing", "summary": "bill"})
     assert outcome == CallOutcome("transfer", "transferred", "billing", "+18005550123", "bill")
-    assert "transferring" in result
+    assert "Transferring to billing" in result
     variables = outcome.output_variables("sid-1")
     assert variables["nextAction"] == "transfer" and variables["queue"] == "+18005550123"
     assert all(isinstance(value, str) for value in variables.values())  # Architect: strings
