@@ -12,6 +12,8 @@ from s2s import EventType
 from s2s.providers.openai_realtime import OpenAIRealtimeProtocol, resolve
 from s2s.providers.openai_realtime.pending_audio import PendingAudio
 
+from .test_openai_protocol import answer_with_audio, feed
+
 MS = 8  # bytes of 8 kHz mu-law per millisecond
 
 
@@ -22,10 +24,6 @@ def make(continuation: s2s.Continuation | None = None, **extra: Any) -> OpenAIRe
 
 def sent(proto: OpenAIRealtimeProtocol) -> list[dict[str, Any]]:
     return [json.loads(frame) for frame in proto.data_to_send()]
-
-
-def feed(proto: OpenAIRealtimeProtocol, event: dict[str, Any], now: float = 0.0) -> None:
-    proto.receive_data(json.dumps(event), now)
 
 
 def ready(proto: OpenAIRealtimeProtocol) -> list[dict[str, Any]]:
@@ -41,38 +39,15 @@ def mulaw(ms: int, value: int = 0xFF) -> bytes:
 
 def answer(proto: OpenAIRealtimeProtocol, ms: int, now: float) -> None:
     """A response whose item ``item_a`` has received ``ms`` of mu-law audio at ``now``."""
-    feed(proto, {"type": "response.created", "response": {"id": "resp_1"}}, now)
-    feed(
-        proto,
-        {
-            "type": "response.output_item.added",
-            "response_id": "resp_1",
-            "item": {"type": "message", "id": "item_a", "role": "assistant"},
-        },
-        now,
-    )
-    feed(
-        proto,
-        {
-            "type": "response.output_audio_transcript.delta",
-            "response_id": "resp_1",
-            "item_id": "item_a",
-            "delta": "0123456789",
-        },
-        now,
-    )
-    feed(
-        proto,
-        {
-            "type": "response.output_audio.delta",
-            "response_id": "resp_1",
-            "item_id": "item_a",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": base64.b64encode(mulaw(ms)).decode(),
-        },
-        now,
-    )
+    delta = {
+        "type": "response.output_audio.delta",
+        "response_id": "resp_1",
+        "item_id": "item_a",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": base64.b64encode(mulaw(ms)).decode(),
+    }
+    answer_with_audio(proto, ms, now, delta)
 
 
 def barge_in(proto: OpenAIRealtimeProtocol, now: float) -> dict[str, Any]:

@@ -241,7 +241,11 @@ def test_error_result_is_sent_as_json_error():
     assert json.loads(create["item"]["output"]) == {"error": "database down"}
 
 
-def _answer_with_audio(proto: OpenAIRealtimeProtocol, ms: int, now: float) -> None:
+def answer_with_audio(
+    proto: OpenAIRealtimeProtocol, ms: int, now: float, audio: dict[str, Any] | None = None
+) -> None:
+    """A response whose item ``item_a`` has received ``ms`` of audio at ``now`` (``audio``: the
+    delta message, default ``ms`` of PCM16)."""
     feed(proto, {"type": "response.created", "response": {"id": "resp_1"}}, now)
     feed(
         proto,
@@ -262,13 +266,13 @@ def _answer_with_audio(proto: OpenAIRealtimeProtocol, ms: int, now: float) -> No
         },
         now,
     )
-    feed(proto, audio_delta("item_a", ms), now)
+    feed(proto, audio if audio is not None else audio_delta("item_a", ms), now)
 
 
 def test_barge_in_truncates_to_the_wall_clock_estimate():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 2000, now=100.0)
+    answer_with_audio(proto, 2000, now=100.0)
     proto.events_received()
     feed(
         proto,
@@ -293,7 +297,7 @@ def test_barge_in_truncates_to_the_wall_clock_estimate():
 def test_barge_in_uses_playback_reports_over_the_wall_clock():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 800, now=0.0)
+    answer_with_audio(proto, 800, now=0.0)
     proto.report_playback("item_a", 300)  # the phone network buffered; the caller heard less
     feed(proto, {"type": "input_audio_buffer.speech_started", "item_id": "u1"}, now=0.6)
     assert sent(proto)[0]["audio_end_ms"] == 300
@@ -302,7 +306,7 @@ def test_barge_in_uses_playback_reports_over_the_wall_clock():
 def test_a_fully_played_finished_answer_is_not_truncated():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 800, now=0.0)
+    answer_with_audio(proto, 800, now=0.0)
     feed(proto, {"type": "response.done", "response": {"id": "resp_1", "status": "completed"}})
     proto.report_playback("item_a", 5000)  # more than arrived: clamped to 800, all heard
     feed(proto, {"type": "input_audio_buffer.speech_started", "item_id": "u1"}, now=0.2)
@@ -312,7 +316,7 @@ def test_a_fully_played_finished_answer_is_not_truncated():
 def test_a_running_answer_is_cut_even_when_all_received_audio_was_heard():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 800, now=0.0)
+    answer_with_audio(proto, 800, now=0.0)
     proto.report_playback("item_a", 800)  # heard all that arrived; the server made more
     feed(proto, {"type": "input_audio_buffer.speech_started", "item_id": "u1"}, now=0.9)
     assert sent(proto)[0]["audio_end_ms"] == 800
@@ -329,7 +333,7 @@ def test_a_running_answer_is_cut_even_when_all_received_audio_was_heard():
 def test_barge_in_before_anything_was_heard_deletes_the_item():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 800, now=0.0)
+    answer_with_audio(proto, 800, now=0.0)
     proto.report_playback("item_a", 0)
     feed(proto, {"type": "input_audio_buffer.speech_started", "item_id": "u1"}, now=0.3)
     assert sent(proto) == [{"type": "conversation.item.delete", "item_id": "item_a"}]
@@ -339,7 +343,7 @@ def test_barge_in_before_anything_was_heard_deletes_the_item():
 def test_speech_after_playback_finished_is_not_an_interruption():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 500, now=0.0)
+    answer_with_audio(proto, 500, now=0.0)
     feed(proto, {"type": "response.done", "response": {"id": "resp_1", "status": "completed"}})
     feed(proto, {"type": "input_audio_buffer.speech_started", "item_id": "u1"}, now=5.0)
     assert [e.type for e in proto.events_received()][-1] is EventType.SPEECH_STARTED
@@ -349,7 +353,7 @@ def test_speech_after_playback_finished_is_not_an_interruption():
 def test_interrupt_cancels_and_truncates_and_tolerates_a_finished_response():
     proto = make()
     ready(proto)
-    _answer_with_audio(proto, 3000, now=0.0)
+    answer_with_audio(proto, 3000, now=0.0)
     proto.interrupt(now=1.0)
     frames = sent(proto)
     assert types(frames) == ["response.cancel", "conversation.item.truncate"]
