@@ -249,7 +249,7 @@ class SessionActor:
         session = self._session
         return {
             "session_id": self.session_id,
-            "provider": self.spec.provider,
+            "provider": session.provider if session is not None else self.spec.provider,
             "status": "closing" if self._closing else ("live" if session else "starting"),
             "seq": self._log.seq if self._log else 0,
             "duration_s": round(time.monotonic() - self._started_at, 1),
@@ -352,7 +352,7 @@ class SessionActor:
 
     async def _observe(self, event: SessionEvent) -> None:
         kind = event.type
-        provider = self.spec.provider
+        provider = self._session.provider if self._session is not None else self.spec.provider
         if kind is EventType.AUDIO_OUTPUT:
             self._metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
         elif kind is EventType.TOOL_CALL and event.tool_call is not None:
@@ -370,6 +370,14 @@ class SessionActor:
         elif kind is EventType.SESSION_RESUMED:
             self._metrics.inc(
                 "s2s_session_resumptions", provider=provider, reason=event.reason or ""
+            )
+            self._save_soon()
+        elif kind is EventType.PROVIDER_SWITCHED:
+            self._metrics.inc(
+                "s2s_provider_failovers",
+                from_provider=str(event.data.get("from", "")),
+                to_provider=provider,
+                reason=event.reason or "",
             )
             self._save_soon()
         elif kind is EventType.TURN_END:

@@ -34,6 +34,10 @@ class SessionSpec:
     """The tenant's longest call (None: ``sessions.max_duration_s``)."""
     credentials: dict[str, str] = field(default_factory=dict)
     """The tenant's own provider credentials: ``Config.extra`` key -> environment variable."""
+    failover: list[str] = field(default_factory=list)
+    """Providers the call moves to, in order, when ``provider`` fails for good."""
+    failover_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The tenant's own credentials for the failover providers: provider -> ``credentials``."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,30 +53,65 @@ def provider_config(
     service: ServiceConfig, spec: SessionSpec, environ: Mapping[str, str] | None = None
 ) -> s2s.Config:
     """The session's Config: request values over the service's provider defaults, with the
-    tenant's own credentials (read from ``environ``) over the service's.
+    tenant's own credentials (read from ``environ``) over the service's; each failover provider
+    resolved the same way (the service's settings for it, the tenant's credentials for it).
 
     Raises:
         MissingCredentialsError: a tenant credential's variable is not set (names the variable).
     """
     env = os.environ if environ is None else environ
-    settings = service.providers.get(spec.provider)
     config = s2s.Config.from_dict(spec.config)
-    extra = dict(config.extra)
-    model, voice = config.model, config.voice
+    primary = _resolve(
+        service, spec.provider, config.model, config.voice, config.extra, spec.credentials, env
+    )
+    fallbacks = [
+        _resolve(service, name, None, None, {}, spec.failover_credentials.get(name, {}), env)
+        for name in spec.failover
+    ]
+    return config.replace(
+        model=primary.model, voice=primary.voice, extra=dict(primary.extra), failover=fallbacks
+    )
+
+
+def _resolve(
+    service: ServiceConfig,
+    provider: str,
+    model: str | None,
+    voice: str | None,
+    extra: Mapping[str, Any],
+    credentials: Mapping[str, str],
+    environ: Mapping[str, str],
+) -> s2s.Fallback:
+    """``provider`` with the service's settings for it under the given values."""
+    settings = service.providers.get(provider)
+    resolved = dict(extra)
     if settings is not None:
-        extra = {**settings.extra, **extra}
+        resolved = {**settings.extra, **resolved}
         if settings.base_url:
-            extra.setdefault("base_url", settings.base_url)
+            resolved.setdefault("base_url", settings.base_url)
         model, voice = model or settings.model, voice or settings.voice
-    for key, variable in spec.credentials.items():
-        value = env.get(variable)
+    resolved.update(_credentials(provider, credentials, environ))
+    return s2s.Fallback(provider, model=model, voice=voice, extra=resolved)
+
+
+def _credentials(
+    provider: str, credentials: Mapping[str, str], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The tenant's own credentials for ``provider``, read from ``environ``.
+
+    Raises:
+        MissingCredentialsError: a variable is not set (names it).
+    """
+    values = {}
+    for key, variable in credentials.items():
+        value = environ.get(variable)
         if not value:
             raise MissingCredentialsError(
-                f"{spec.provider}: the tenant's credential {key!r} is not set (${variable})",
-                provider=spec.provider,
+                f"{provider}: the tenant's credential {key!r} is not set (${variable})",
+                provider=provider,
             )
-        extra[key] = value
-    return config.replace(model=model, voice=voice, extra=extra)
+        values[key] = value
+    return values
 
 
 def media_host(service: ServiceConfig) -> str:

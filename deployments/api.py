@@ -170,6 +170,13 @@ class CreateSession(_Strict):
     ] = Field(default_factory=dict)
     """Provider settings from the provider's client allowlist (turn detection, transcription,
     ...); never keys, URLs or limits."""
+    failover: (
+        Annotated[list[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]], Field(max_length=4)]
+        | None
+    ) = None
+    """Providers to continue the call on, in order, if ``provider`` fails for good (quota,
+    billing, a refused key, a retired model, reconnects exhausted); each with the service's
+    settings for it. Default: the tenant's or the service's ``failover``; ``[]``: none."""
 
 
 Id = Annotated[str, Field(min_length=1, max_length=LIMITS["id_chars"])]

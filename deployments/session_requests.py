@@ -64,6 +64,8 @@ CLIENT_EXTRA: Mapping[str, frozenset[str]] = {
         }
     ),
     "nova": frozenset({"endpointing_sensitivity", "max_tokens", "temperature", "top_p"}),
+    # Not the backend model or its prompt (operator's choice and cost), nor store (data policy).
+    "openai_live": frozenset({"turn_gap_ms", "acknowledgement_delay_ms"}),
 }
 
 
@@ -96,6 +98,7 @@ def build_spec(
         raise ApiError(
             403, "provider_not_allowed", f"this tenant may not use provider {provider!r}"
         )
+    failover = _failover(body, provider, available, tenant, config)
     allowed_extra = client_extra_keys(config, provider)
     refused = sorted(set(body.extra) - allowed_extra)
     if refused:
@@ -148,12 +151,62 @@ def build_spec(
             metadata=body.metadata,
             max_duration_s=min(max_call, config.sessions.max_duration_s) if max_call else None,
             credentials=dict(tenant.provider_credentials.get(provider, {})),
+            failover=failover,
+            failover_credentials={
+                name: dict(tenant.provider_credentials[name])
+                for name in failover
+                if name in tenant.provider_credentials
+            },
         )
         s2s.new(provider, provider_config(config, spec))  # the actor's own check, done now
     except MissingCredentialsError as exc:
+        missing = exc.provider or provider
         raise ApiError(
-            503, "provider_unavailable", f"provider {provider!r} has no credentials here"
+            503, "provider_unavailable", f"provider {missing!r} has no credentials here"
         ) from exc
     except s2s.S2SError as exc:
         raise ApiError(400, "invalid_session", exc.message) from exc
     return spec
+
+
+def _failover(
+    body: CreateSession,
+    provider: str,
+    available: list[str],
+    tenant: TenantSettings,
+    config: ServiceConfig,
+) -> list[str]:
+    """The providers the call may move to: the request's, else the tenant's, else the
+    service's; each offered here, allowed for the tenant, and named once."""
+    if body.failover is not None:
+        names = body.failover
+    else:
+        names = tenant.failover if tenant.failover is not None else config.failover
+    if body.failover is None:  # a configured default quietly skips what this call cannot use
+        return [
+            n
+            for n in dict.fromkeys(names)
+            if n != provider
+            and n in available
+            and (tenant.providers is None or n in tenant.providers)
+        ]
+    for name in names:
+        if name not in available:
+            raise ApiError(
+                400,
+                "unknown_provider",
+                f"failover provider {name!r} is not offered here; available: "
+                f"{', '.join(available)}",
+            )
+        if tenant.providers is not None and name not in tenant.providers:
+            raise ApiError(
+                403, "provider_not_allowed", f"this tenant may not use provider {name!r}"
+            )
+    if provider in names or len(set(names)) != len(names):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "failover must name each provider once and not the session's own provider "
+            f"({provider})",
+        )
+    return list(names)

@@ -11,6 +11,7 @@ import s2s
 from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
 from s2s.emulators.openai import OpenAIEmulator
+from s2s.emulators.openai_live import LiveEmulator
 
 #: Seconds; scale every timeout with S2S_TESTS_TIMEOUT_FACTOR on a slow machine.
 SECOND = float(os.environ.get("S2S_TESTS_TIMEOUT_FACTOR", "1"))
@@ -50,6 +51,18 @@ async def openai_emulator() -> AsyncIterator[OpenAIEmulator]:
 
 
 def openai_config(emulator: OpenAIEmulator, **kwargs: object) -> s2s.Config:
+    extra = {"api_key": OPENAI_KEY, "base_url": emulator.url}
+    extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
+    return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def live_emulator() -> AsyncIterator[LiveEmulator]:
+    async with LiveEmulator(api_key=OPENAI_KEY, record=True) as emulator:
+        yield emulator
+
+
+def live_config(emulator: LiveEmulator, **kwargs: object) -> s2s.Config:
     extra = {"api_key": OPENAI_KEY, "base_url": emulator.url}
     extra.update(kwargs.pop("extra", {}) or {})  # type: ignore[call-overload]
     return s2s.Config(extra=extra, **kwargs)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from smithy_http.aio.crt import AWSCRTHTTPClient
 
 from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
 
-MODEL = "amazon.nova-2-sonic-v1:0"
+MODEL = "amazon.nova-2-5-sonic"
 
 
 class SdkStream:

@@ -14,7 +14,7 @@
 Importing ``s2s`` loads no provider SDK; providers are imported when first used.
 """
 
-from .config import Config, ToolCall, ToolDefinition, ToolResult
+from .config import Config, Fallback, ToolCall, ToolDefinition, ToolResult
 from .conversation import Conversation
 from .engine import S2S, Provider, ReconnectPolicy
 from .errors import (
@@ -24,10 +24,12 @@ from .errors import (
     InvalidInputError,
     InvalidRequestError,
     MissingCredentialsError,
+    ModelUnavailableError,
     ProviderConnectionError,
     ProviderError,
     ProviderProtocolError,
     ProviderServerError,
+    QuotaExceededError,
     RateLimitError,
     S2SError,
     SessionClosedError,
@@ -52,16 +54,19 @@ __all__ = [
     "Conversation",
     "DuplicateProviderError",
     "EventType",
+    "Fallback",
     "Hooks",
     "InvalidInputError",
     "InvalidRequestError",
     "MissingCredentialsError",
+    "ModelUnavailableError",
     "Provider",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderProtocol",
     "ProviderProtocolError",
     "ProviderServerError",
+    "QuotaExceededError",
     "RateLimitError",
     "ReconnectPolicy",
     "Role",

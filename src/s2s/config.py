@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .audio.formats import AUDIO_FORMATS, PCMU_RATE
 from .errors import ConfigurationError, InvalidInputError
 
-__all__ = ["Config", "ToolCall", "ToolDefinition", "ToolResult"]
+__all__ = ["Config", "Fallback", "ToolCall", "ToolDefinition", "ToolResult"]
 
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
@@ -156,6 +156,57 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """A provider a call moves to when its current provider fails for good (see
+    ``Config.failover``).
+
+    Args:
+        provider: a registered provider name (``"gemini_live"``, ``"nova"``, ...).
+        model: that provider's model (``None``: its default).
+        voice: that provider's voice (``None``: its default).
+        extra: that provider's own settings (keys, ``base_url``, ...); nothing is inherited from
+            the primary provider's ``extra``, whose keys mean other things elsewhere.
+    """
+
+    provider: str
+    model: str | None = None
+    voice: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.provider, str) or not self.provider.strip():
+            raise ConfigurationError("Fallback.provider must be a provider name")
+        for name in ("model", "voice"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"Fallback.{name} must be a string or None, got {type(value).__name__}"
+                )
+        if not isinstance(self.extra, Mapping):
+            raise ConfigurationError("Fallback.extra must be a dict of provider settings")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "voice": self.voice,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | str) -> Fallback:
+        """From :meth:`to_dict` output, or just a provider name."""
+        if isinstance(data, str):
+            return cls(provider=data)
+        return cls(
+            provider=data["provider"],
+            model=data.get("model"),
+            voice=data.get("voice"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """What a session should be: voice, model, instructions, tools, audio, provider extras.
 
@@ -170,6 +221,10 @@ class Config:
             PCM) or ``"pcmu"`` (G.711 mu-law, telephony; needs ``sample_rate=8000``). mu-law goes
             untouched to providers that take it (OpenAI Realtime) and is transcoded for others.
         extra: provider-specific settings (``api_key``, ``base_url``, turn detection, ...).
+        failover: providers to continue the call on, in order, when the current one fails in a
+            way retrying will not fix (quota, billing, authentication, an unknown model, or its
+            reconnect attempts exhausted). The conversation, pending tool calls and caller audio
+            carry over; the application sees a PROVIDER_SWITCHED event.
     """
 
     voice: str | None = None
@@ -179,6 +234,7 @@ class Config:
     sample_rate: int = 24000
     audio_format: Literal["pcm16", "pcmu"] = "pcm16"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    failover: Sequence[Fallback] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("voice", "model", "instructions"):
@@ -220,6 +276,25 @@ class Config:
             seen.add(tool.name)
         if not isinstance(self.extra, Mapping):
             raise ConfigurationError("Config.extra must be a dict of provider settings")
+        failover: object = self.failover
+        if isinstance(failover, (str, bytes)) or not isinstance(failover, Sequence):
+            raise ConfigurationError("Config.failover must be a list of Fallback")
+        for fallback in self.failover:
+            if not isinstance(fallback, Fallback):
+                raise ConfigurationError(
+                    f"Config.failover must hold Fallback objects, got {type(fallback).__name__}"
+                )
+
+    def for_fallback(self, fallback: Fallback) -> Config:
+        """This config for ``fallback``'s provider: its model, voice and extra; the same
+        instructions, tools and audio; no further failover (the list is the session's)."""
+        return dataclasses.replace(
+            self,
+            model=fallback.model,
+            voice=fallback.voice,
+            extra=dict(fallback.extra),
+            failover=[],
+        )
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied; unknown field names are an error that names them.
@@ -247,6 +322,7 @@ class Config:
             "sample_rate": self.sample_rate,
             "audio_format": self.audio_format,
             "extra": dict(self.extra),
+            "failover": [f.to_dict() for f in self.failover],
         }
 
     @classmethod
@@ -261,4 +337,8 @@ class Config:
             for t in values.get("tools") or []
         ]
         values["extra"] = dict(values.get("extra") or {})
+        values["failover"] = [
+            f if isinstance(f, Fallback) else Fallback.from_dict(f)
+            for f in values.get("failover") or []
+        ]
         return cls(**values)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .config import Config
+from .config import Config, Fallback
 from .errors import ConfigurationError
 from .hooks import Hooks, compose_hooks
 from .protocol import Continuation, ProviderProtocol
@@ -90,6 +90,8 @@ class S2S:
         self.hooks = hooks
         self._provider_factory = provider_factory
         provider_factory(config)  # fail now, not at the first call, on a bad config
+        for fallback in config.failover:
+            _fallback_provider(config, fallback)
 
     def __repr__(self) -> str:
         return f"S2S({self.name!r})"
@@ -117,12 +119,22 @@ class S2S:
         """
         config = self.config.replace(**overrides) if overrides else self.config
         provider = self._provider_factory(config)
+        fallbacks = [_fallback_provider(config, fallback) for fallback in config.failover]
         continuation = Continuation.from_dict(resume) if isinstance(resume, Mapping) else resume
         session = Session(
             provider,
             config,
             hooks=compose_hooks(self.hooks, hooks),
             session_id=session_id or uuid.uuid4().hex,
+            fallbacks=fallbacks,
         )
         await session._start(continuation)
         return session
+
+
+def _fallback_provider(config: Config, fallback: Fallback) -> Provider:
+    """The configured provider for one ``Config.failover`` entry (a bad entry fails now)."""
+    from .registry import new  # the registry builds engines: imported late, no cycle
+
+    fallback_config = config.for_fallback(fallback)
+    return new(fallback.provider, fallback_config)._provider_factory(fallback_config)

@@ -11,16 +11,21 @@ Every error s2s raises or reports derives from :class:`S2SError`::
     ├── SessionClosedError           the session is closed; nothing more can be sent
     └── ProviderError                the provider (or the way to it) failed; has .code, .provider
         ├── AuthenticationError      key refused (OpenAI close 3000, Gemini 1007, SigV4)
-        ├── InvalidRequestError      the provider refused what we sent (OpenAI 4000, Gemini 1008)
-        ├── RateLimitError           throttled or quota exhausted
+        ├── InvalidRequestError      the provider refused what we sent (OpenAI 4000, Gemini 1007)
+        │   └── ModelUnavailableError  unknown, retired or not-enabled model (Gemini 1008)
+        ├── RateLimitError           throttled (retry later)
+        │   └── QuotaExceededError   quota, credits or billing exhausted (not retryable)
         ├── SessionExpiredError      the provider ended the session at its time limit
         ├── ProviderConnectionError  could not connect, or the connection dropped
         ├── ProviderProtocolError    the provider sent something we cannot understand
         └── ProviderServerError      the provider reported an internal error
 
 ``retryable`` says whether doing the same thing again (on a new connection) can succeed. The
-session runtime reads it to decide between continuing the call on a new connection and ending it;
-nothing above the provider client looks at vendor exceptions or message strings.
+session runtime reads it to decide between continuing the call on a new connection, moving it to
+the next provider of a failover list, and ending it; nothing above the provider client looks at
+vendor exceptions or message strings. Quota, billing, authentication and unknown-model failures
+are never retryable: providers report them *after* a successful handshake, and retrying them
+reconnects forever into dead air.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ __all__ = [
     "InvalidInputError",
     "InvalidRequestError",
     "MissingCredentialsError",
+    "ModelUnavailableError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderProtocolError",
     "ProviderServerError",
+    "QuotaExceededError",
     "RateLimitError",
     "S2SError",
     "SessionClosedError",
@@ -141,6 +148,16 @@ class RateLimitError(ProviderError):
     """The provider throttled the request or the quota is exhausted."""
 
     retryable = True
+
+
+class QuotaExceededError(RateLimitError):
+    """The account's quota, credits or billing limit is exhausted; retrying cannot help."""
+
+    retryable = False
+
+
+class ModelUnavailableError(InvalidRequestError):
+    """The model does not exist, was retired or is not enabled for this account."""
 
 
 class SessionExpiredError(ProviderError):

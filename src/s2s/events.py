@@ -43,6 +43,10 @@ class EventType(enum.StrEnum):
         RATE_LIMITS: the provider's current rate limits (``data["rate_limits"]``).
         SESSION_RESUMED: the call moved to a new provider connection (``reason``,
             ``data["gap_ms"]``); nothing the caller said was lost.
+        PROVIDER_SWITCHED: the call moved to the next provider of ``Config.failover`` because
+            the previous one failed for good (``reason`` is its error code; ``data`` has
+            ``from``, ``to``, ``gap_ms``, ``history_items``, ``buffered_audio_ms``,
+            ``pending_tool_calls`` and ``error``).
         ERROR: a non-fatal error (the session continues); fatal errors end ``recv()`` by raising.
     """
 
@@ -59,6 +63,7 @@ class EventType(enum.StrEnum):
     USAGE = "usage"
     RATE_LIMITS = "rate_limits"
     SESSION_RESUMED = "session_resumed"
+    PROVIDER_SWITCHED = "provider_switched"
     ERROR = "error"
 
 

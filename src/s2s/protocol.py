@@ -35,18 +35,28 @@ __all__ = ["Continuation", "ProviderProtocol"]
 class Continuation:
     """What a new connection needs to carry on a call.
 
+    A protocol must continue from *any* continuation, including another provider's (after a
+    failover: ``reason`` is ``"failover"`` and ``state`` is empty): replay ``conversation`` as
+    history in its own format, accept the result of each pending tool call in it exactly once
+    (and tell the model, as the provider allows), and send ``pending_audio`` as caller input
+    before anything newer.
+
     Attributes:
         conversation: the history so far.
         pending_audio: caller audio (provider input rate) the provider had not yet committed to
             the conversation; replayed so nothing said during a switch is lost.
         state: provider-specific state (e.g. a session resumption handle).
         reason: why the call is moving ("session_limit", "connection_lost", "go_away", ...).
+        provider: the provider the call was on (set by ``Session.snapshot``); a session that
+            resumes a snapshot taken after a failover continues on that provider when its
+            ``Config.failover`` names it. Empty: the engine's own provider.
     """
 
     conversation: Conversation = field(default_factory=Conversation)
     pending_audio: bytes = b""
     state: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+    provider: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +64,7 @@ class Continuation:
             "pending_audio": self.pending_audio,
             "state": dict(self.state),
             "reason": self.reason,
+            "provider": self.provider,
         }
 
     @classmethod
@@ -63,6 +74,7 @@ class Continuation:
             pending_audio=bytes(data.get("pending_audio", b"")),
             state=dict(data.get("state", {})),
             reason=str(data.get("reason", "")),
+            provider=str(data.get("provider", "")),
         )
 
 

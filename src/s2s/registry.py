@@ -30,6 +30,7 @@ Factory = Callable[[Config], S2S]
 _BUILTIN: dict[str, str] = {
     "gemini_live": "s2s.providers.gemini_live:create",
     "openai_realtime": "s2s.providers.openai_realtime:create",
+    "openai_live": "s2s.providers.openai_live:create",
     "nova": "s2s.providers.nova:create",
 }
 

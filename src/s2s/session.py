@@ -13,6 +13,14 @@ makes it current. Everything the application sends in the meantime is buffered i
 replayed into the new link, so no caller audio, text or tool result is lost; the application
 sees one SESSION_RESUMED event with the measured gap. Buffered input the new link refuses (say, the
 result of a tool call the provider cancelled) is reported as an ERROR event after it.
+
+Reconnecting stops when it cannot help: an error that is not retryable (quota, billing, a refused
+key, a model that is gone) ends the provider at once, and so do ``reconnect.attempts`` connections
+in a row that ended before the provider did anything (providers accept the handshake and then
+fail; only real server activity, or a minute of healthy uptime, resets that count). With
+``Config.failover`` the call then moves to the next provider the same way, conversation, pending
+tool calls and held caller audio included (:mod:`s2s.failover`), and the application sees one
+PROVIDER_SWITCHED event with the measured gap.
 """
 
 from __future__ import annotations
@@ -21,13 +29,12 @@ import asyncio
 import contextvars
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .audio.convert import AudioIn, AudioOut, check_audio
-from .audio.formats import duration_ms, link_audio
+from .audio.formats import LinkAudio, duration_ms, link_audio
 from .config import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, Config, ToolResult
 from .errors import (
     InvalidInputError,
@@ -37,12 +44,16 @@ from .errors import (
     SessionClosedError,
     SessionExpiredError,
 )
-from .events import EventType, Role, SessionEvent
-from .hooks import Hooks, run_hook
+from .events import EventType, SessionEvent
+from .failover import AudioCarrier, ProviderChain, carry_over, fails_over
+from .hooks import Hooks
 from .log import logger, session_id_var
-from .protocol import Continuation, ProviderProtocol
+from .protocol import Continuation
+from .session_delivery import EventDelivery
+from .session_links import Link, SessionStats, Stop, Switch, dispatch
+from .session_moves import CallMoves
 from .tasks import TaskSet
-from .transport import Transport, TransportClosed
+from .transport import TransportClosed
 
 if TYPE_CHECKING:
     from .engine import Provider
@@ -55,49 +66,15 @@ log = logger.getChild("session")
 #: Most caller audio buffered while a connection is being replaced (milliseconds, as sent to
 #: the provider).
 MAX_SWITCH_BUFFER_MS = 60_000
+#: A connection up this long counts as healthy even if the provider said nothing yet.
+HEALTHY_UPTIME_S = 60.0
+#: Events that prove the provider is really serving the call (not just a handshake).
+_ACTIVITY = frozenset(
+    {EventType.AUDIO_OUTPUT, EventType.TEXT_OUTPUT, EventType.TRANSCRIPT, EventType.TOOL_CALL}
+)
 
 
-@dataclass(slots=True)
-class _Stop:
-    error: S2SError | None
-
-
-@dataclass(eq=False, slots=True)
-class _Link:
-    """One provider connection."""
-
-    protocol: ProviderProtocol
-    transport: Transport | None = None
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    error: S2SError | None = None
-    retired: bool = False
-    deadline: float | None = None
-
-
-@dataclass(slots=True)
-class _Switch:
-    """Application input held while the call moves to a new connection."""
-
-    started: float
-    ops: list[tuple[str, Any]] = field(default_factory=list)
-    audio_bytes: int = 0
-
-
-@dataclass(slots=True)
-class SessionStats:
-    """Counters for one session (cheap; read them for metrics)."""
-
-    audio_in_ms: float = 0.0
-    audio_out_ms: float = 0.0
-    events: int = 0
-    resumptions: int = 0
-    last_gap_ms: float = 0.0
-
-
-class Session:
+class Session(CallMoves, EventDelivery):
     """A live speech-to-speech session. Create it with ``await engine.start()``.
 
     Use it as an async context manager, or call :meth:`close` when the call ends::
@@ -120,26 +97,22 @@ class Session:
         *,
         hooks: Hooks | None = None,
         session_id: str | None = None,
+        fallbacks: Sequence[Provider] = (),
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
-        self.provider = provider.name
         self.config = config
         self.stats = SessionStats()
-        self._provider = provider
+        self._chain = ProviderChain([provider, *fallbacks])
+        #: Connections in a row that ended before the provider did anything.
+        self._barren = 0
+        self._use_provider(provider)
         self._hooks = hooks or Hooks()
-        self._queue: asyncio.Queue[SessionEvent | _Stop] = asyncio.Queue()
-        self._link: _Link | None = None
-        self._switch: _Switch | None = None
+        self._queue: asyncio.Queue[SessionEvent | Stop] = asyncio.Queue()
+        self._link: Link | None = None
+        self._switch: Switch | None = None
         self._closing = False
         self._closed = asyncio.Event()
         self._failure: S2SError | None = None
-        #: What the protocols take and emit: the session's mu-law untouched when the provider
-        #: takes it, else PCM16 at the provider's rates.
-        self._link_audio = link_audio(
-            config.audio_format, provider, provider.input_rate, provider.output_rate
-        )
-        self._audio_in = AudioIn(config.audio_format, self._link_audio)
-        self._audio_out = AudioOut(config.audio_format, config.sample_rate, self._link_audio)
         self._deliver_lock = asyncio.Lock()
         self._idle = asyncio.Event()
         self._tasks = TaskSet()
@@ -148,6 +121,24 @@ class Session:
         self._assistant_text: list[str] = []
         self._context = contextvars.copy_context()
         self._context.run(session_id_var.set, self.id)
+
+    def _use_provider(self, provider: Provider) -> None:
+        """Make ``provider`` the one the session's audio is converted for."""
+        self._chain.move_to(provider)
+        self._provider = provider
+        self.provider = provider.name
+        #: What the protocols take and emit: the session's mu-law untouched when the provider
+        #: takes it, else PCM16 at the provider's rates.
+        self._link_audio = self._link_audio_for(provider)
+        self._audio_in = AudioIn(self.config.audio_format, self._link_audio)
+        self._audio_out = AudioOut(
+            self.config.audio_format, self.config.sample_rate, self._link_audio
+        )
+
+    def _link_audio_for(self, provider: Provider) -> LinkAudio:
+        return link_audio(
+            self.config.audio_format, provider, provider.input_rate, provider.output_rate
+        )
 
     # -- public API -------------------------------------------------------------------------
 
@@ -242,7 +233,7 @@ class Session:
         """Yield events until the session closes (raises the fatal error, if one closed it)."""
         while True:
             item = await self._queue.get()
-            if isinstance(item, _Stop):
+            if isinstance(item, Stop):
                 self._queue.put_nowait(item)  # later recv() calls stop too
                 if item.error is not None:
                     raise item.error
@@ -255,8 +246,10 @@ class Session:
     def snapshot(self) -> Continuation:
         """The state a new session needs to continue this call (see ``S2S.start(resume=...)``)."""
         if self._link is None:
-            return Continuation()
-        return self._link.protocol.continuation("snapshot")
+            return Continuation(provider=self.provider)
+        snapshot = self._link.protocol.continuation("snapshot")
+        snapshot.provider = self.provider
+        return snapshot
 
     @property
     def idle(self) -> bool:
@@ -277,7 +270,7 @@ class Session:
         for link in links:
             await self._retire(link, polite=True)
         self._cancel_tasks()
-        self._queue.put_nowait(_Stop(None))
+        self._queue.put_nowait(Stop(None))
         self._closed.set()
         log.info("session closed")
 
@@ -295,33 +288,62 @@ class Session:
     # -- start-up ---------------------------------------------------------------------------
 
     async def _start(self, continuation: Continuation | None = None) -> None:
-        """Connect (retrying retryable failures) and wait until the provider is ready."""
+        """Connect (retrying retryable failures) and wait until the provider is ready; on a
+        provider that fails for good, go on down ``Config.failover``."""
+        started = _now()
+        first = self.provider
+        if continuation is not None and continuation.provider:
+            resumed_on = self._chain.find(continuation.provider)
+            if resumed_on is not None:  # the snapshot was taken after a failover
+                self._use_provider(resumed_on)
+        failure: S2SError | None = None
         try:
-            self._link = await self._connect(continuation)
+            while True:
+                try:
+                    self._link = await self._connect(continuation)
+                    break
+                except S2SError as exc:
+                    if not fails_over(exc, self._chain):
+                        raise
+                    failure = exc
+                    old_audio, nxt = self._link_audio, self._chain.remaining()[0]
+                    log.warning("%s failed at start (%s); trying %s", self.provider, exc, nxt.name)
+                    self._use_provider(nxt)
+                    if continuation is not None:
+                        carrier = AudioCarrier(old_audio, self._link_audio)
+                        continuation = carry_over(continuation, carrier)
         except BaseException:
             self._closing = True
             self._cancel_tasks()
             self._closed.set()
             raise
         self._update_idle(self._link)
+        if failure is not None:
+            self.stats.failovers += 1
+            self._queue.put_nowait(
+                self._switched_event(first, failure, (_now() - started) * 1000, continuation, 0.0)
+            )
         log.info("session started with %s", self.provider)
 
-    async def _connect(self, continuation: Continuation | None) -> _Link:
-        policy = self._provider.reconnect
+    async def _connect(
+        self, continuation: Continuation | None, provider: Provider | None = None
+    ) -> Link:
+        provider = provider or self._provider
+        name = provider.name
+        policy = provider.reconnect
         last: S2SError | None = None
         for attempt in range(policy.attempts):
             if attempt:
                 await asyncio.sleep(policy.delay(attempt - 1))
-            link = _Link(self._provider.new_protocol(continuation))
+            link = Link(provider.new_protocol(continuation), provider)
             try:
                 link.transport = await asyncio.wait_for(
-                    self._provider.connect(), self._provider.connect_timeout
+                    provider.connect(), provider.connect_timeout
                 )
             except TimeoutError:
                 last = ProviderConnectionError(
-                    f"{self.provider}: connecting timed out after "
-                    f"{self._provider.connect_timeout:.0f} s",
-                    provider=self.provider,
+                    f"{name}: connecting timed out after {provider.connect_timeout:.0f} s",
+                    provider=name,
                 )
                 continue
             except S2SError as exc:
@@ -335,18 +357,18 @@ class Session:
             try:
                 link.protocol.connection_made(_now())
                 await self._after(link)
-                await asyncio.wait_for(link.settled.wait(), self._provider.setup_timeout)
+                await asyncio.wait_for(link.settled.wait(), provider.setup_timeout)
             except TimeoutError:
                 link.error = ProviderConnectionError(
-                    f"{self.provider}: no answer to session setup within "
-                    f"{self._provider.setup_timeout:.0f} s",
-                    provider=self.provider,
+                    f"{name}: no answer to session setup within {provider.setup_timeout:.0f} s",
+                    provider=name,
                 )
             except BaseException:  # cancelled (the session closed) or a bug: drop the link
                 link.retired = True
                 link.transport.abort()
                 raise
             if link.error is None:
+                link.ready_at = _now()
                 return link
             await self._retire(link, polite=False)
             if not link.error.retryable:
@@ -355,9 +377,9 @@ class Session:
             log.warning("setup attempt %d failed: %s", attempt + 1, link.error)
         assert last is not None
         raise ProviderConnectionError(
-            f"{self.provider}: gave up after {policy.attempts} attempts: {last.message}",
+            f"{name}: gave up after {policy.attempts} attempts: {last.message}",
             code=last.code,
-            provider=self.provider,
+            provider=name,
         ) from last
 
     # -- the pump ---------------------------------------------------------------------------
@@ -385,30 +407,17 @@ class Session:
         link = self._link
         if link is None:
             raise SessionClosedError(f"{op}: the session has no connection")
-        self._dispatch(link.protocol, op, value)
+        dispatch(link.protocol, op, value)
         await self._after(link)
 
-    @staticmethod
-    def _dispatch(protocol: ProviderProtocol, op: str, value: Any) -> None:
-        now = _now()
-        if op == "audio":
-            protocol.send_audio(value, now)
-        elif op == "text":
-            protocol.send_text(value, now)
-        elif op == "tool_result":
-            protocol.send_tool_result(value, now)
-        elif op == "end_turn":
-            protocol.end_turn(now)
-        elif op == "interrupt":
-            protocol.interrupt(now)
-        else:  # pragma: no cover - internal
-            raise AssertionError(op)
-
-    async def _after(self, link: _Link) -> None:
+    async def _after(self, link: Link) -> None:
         """Deliver new events, send new frames, and act on the protocol's flags."""
         protocol = link.protocol
         async with self._deliver_lock:
             for event in protocol.events_received():
+                if not link.active and event.type in _ACTIVITY:
+                    link.active = True
+                    self._barren = 0
                 await self._deliver(event)
         if link.transport is not None and not link.retired:
             try:
@@ -434,13 +443,13 @@ class Session:
             reason, protocol.rotation = protocol.rotation, None
             self._begin_switch(link, reason, lost=False)
 
-    def _update_idle(self, link: _Link) -> None:
+    def _update_idle(self, link: Link) -> None:
         if link.protocol.idle:
             self._idle.set()
         else:
             self._idle.clear()
 
-    async def _read_loop(self, link: _Link) -> None:
+    async def _read_loop(self, link: Link) -> None:
         protocol = link.protocol
         assert link.transport is not None
         try:
@@ -468,7 +477,7 @@ class Session:
                 await self._fail(error)
 
     def _link_lost(
-        self, link: _Link, error: S2SError | None, closed: TransportClosed
+        self, link: Link, error: S2SError | None, closed: TransportClosed
     ) -> S2SError | None:
         """Act on the end of ``link``'s connection; returns the error that ends the session.
 
@@ -490,12 +499,23 @@ class Session:
             return None
         if not error.retryable:
             return error
+        if not link.active and _now() - link.ready_at < HEALTHY_UPTIME_S:
+            self._barren += 1
+            attempts = link.provider.reconnect.attempts
+            if self._barren >= attempts:
+                return ProviderConnectionError(
+                    f"{link.provider.name}: {self._barren} connections in a row ended before the "
+                    f"provider did anything; giving up ({error.message})",
+                    code=error.code,
+                    provider=link.provider.name,
+                    retryable=False,
+                )
         reason = "session_expired" if isinstance(error, SessionExpiredError) else "connection_lost"
         log.warning("connection ended (%s); continuing the call on a new one", error)
         self._begin_switch(link, reason, lost=True)
         return None
 
-    async def _timer_loop(self, link: _Link) -> None:
+    async def _timer_loop(self, link: Link) -> None:
         protocol = link.protocol
         while not link.retired:
             link.wake.clear()
@@ -513,82 +533,7 @@ class Session:
             except TimeoutError:
                 pass
 
-    # -- continuing on a new connection -----------------------------------------------------
-
-    def _begin_switch(self, old: _Link, reason: str, *, lost: bool) -> None:
-        """Start moving the call off ``old``: from now on :meth:`_apply` holds the input."""
-        if lost:  # retired now, even mid-switch; waking its timer ends it (its read loop ends)
-            old.retired = True
-            old.wake.set()
-        if self._switch is not None or self._closing:
-            return
-        switch = self._switch = _Switch(started=_now())
-        self._spawn(self._continue(old, switch, reason, lost=lost))
-
-    async def _continue(self, old: _Link, switch: _Switch, reason: str, *, lost: bool) -> None:
-        started = switch.started
-        carry = old.protocol.continuation(reason)
-        log.info(
-            "continuing the call on a new connection (%s; %d history items, %d ms pending audio)",
-            reason,
-            len(carry.conversation),
-            round(self._link_audio.input_ms(len(carry.pending_audio))),
-        )
-        try:
-            link = await self._connect(carry)
-        except S2SError as exc:
-            if lost or not exc.retryable:
-                self._switch = None
-                await self._fail(exc)
-                return
-            # Some providers refuse a second connection while the first is open (Gemini has been
-            # reported to refuse a resumption with 1011 then). Close the old one and retry once.
-            log.warning("no new connection while the old one is open (%s); closing it first", exc)
-            carry = old.protocol.continuation(reason)
-            await self._retire(old, polite=True)
-            lost = True
-            try:
-                link = await self._connect(carry)
-            except S2SError as retry_exc:
-                self._switch = None
-                await self._fail(retry_exc)
-                return
-        if self.closed:  # closed while we were connecting
-            await self._retire(link, polite=True)
-            return
-        self._switch = None
-        self._link = link
-        buffered_ms = self._link_audio.input_ms(switch.audio_bytes)
-        refused: list[InvalidInputError] = []
-        for op, value in switch.ops:
-            try:
-                self._dispatch(link.protocol, op, value)
-            except InvalidInputError as exc:  # accepted into the buffer, refused by the provider
-                refused.append(exc)
-        gap_ms = (_now() - started) * 1000
-        self.stats.resumptions += 1
-        self.stats.last_gap_ms = gap_ms
-        resumed = SessionEvent(
-            type=EventType.SESSION_RESUMED,
-            reason=reason,
-            at=_now(),
-            data={
-                "gap_ms": round(gap_ms, 1),
-                "history_items": len(carry.conversation),
-                "replayed_audio_ms": round(self._link_audio.input_ms(len(carry.pending_audio)), 1),
-                "buffered_audio_ms": round(buffered_ms, 1),
-            },
-        )
-        async with self._deliver_lock:
-            await self._deliver(resumed)
-            for refusal in refused:
-                log.warning("input buffered during the switch was refused: %s", refusal)
-                await self._deliver(SessionEvent(type=EventType.ERROR, error=refusal, at=_now()))
-        await self._after(link)
-        if not lost:
-            await self._retire(old, polite=True)
-
-    async def _retire(self, link: _Link, *, polite: bool) -> None:
+    async def _retire(self, link: Link, *, polite: bool) -> None:
         """Stop using ``link``: say goodbye if ``polite``, close the transport, stop its tasks."""
         if link.transport is not None and polite and not link.retired:
             link.protocol.close(_now())
@@ -611,90 +556,22 @@ class Session:
     async def _fail(self, error: S2SError) -> None:
         if self._closing:
             return
+        if fails_over(error, self._chain):
+            self._begin_failover(error)
+            return
+        self._switch = None
         log.error("session failed: %s", error)
         self._closing = True
         self._failure = error
         if self._link is not None:
             await self._retire(self._link, polite=False)
         self._cancel_tasks()
-        self._queue.put_nowait(_Stop(error))
+        self._queue.put_nowait(Stop(error))
         self._closed.set()
-
-    # -- delivery ---------------------------------------------------------------------------
-
-    async def _deliver(self, event: SessionEvent) -> None:
-        kind = event.type
-        convert = self._audio_out
-        if kind is EventType.AUDIO_OUTPUT:
-            if not convert.passthrough:
-                audio = convert.process(event.audio or b"")
-                if not audio:
-                    return
-                event = replace(
-                    event,
-                    audio=audio,
-                    sample_rate=self.config.sample_rate,
-                    encoding=self.config.audio_format,
-                )
-            self._last_audio_item = event.item_id
-            self.stats.audio_out_ms += event.duration_ms
-        elif kind is EventType.TURN_END and not convert.passthrough:
-            tail = convert.flush()
-            if tail:
-                await self._publish(
-                    SessionEvent(
-                        type=EventType.AUDIO_OUTPUT,
-                        audio=tail,
-                        sample_rate=self.config.sample_rate,
-                        encoding=self.config.audio_format,
-                        response_id=event.response_id,
-                        item_id=self._last_audio_item,
-                        at=event.at,
-                    )
-                )
-        elif kind is EventType.INTERRUPTED:
-            convert.reset()
-
-        hooks = self._hooks
-        try:
-            if kind is EventType.TRANSCRIPT and event.final and event.text:
-                target = self._user_text if event.role is Role.USER else self._assistant_text
-                target.append(event.text)
-            elif kind is EventType.TURN_END and event.reason != "tool_calls":
-                user, assistant = " ".join(self._user_text), " ".join(self._assistant_text)
-                self._user_text.clear()
-                self._assistant_text.clear()
-                if hooks.on_turn is not None:
-                    await run_hook(hooks.on_turn, user, assistant)
-            elif kind is EventType.INTERRUPTED and hooks.on_interrupt is not None:
-                await run_hook(hooks.on_interrupt)
-            elif kind is EventType.TOOL_CALL and hooks.on_tool_call is not None:
-                await run_hook(hooks.on_tool_call, event.tool_call)
-            elif kind is EventType.ERROR and hooks.on_error is not None and event.error:
-                replaced = await run_hook(hooks.on_error, event.error)
-                if replaced is None:
-                    return
-                event = replace(event, error=replaced)
-        except Exception as exc:
-            log.exception("hook failed on %s", kind.value)
-            await self._publish(event)
-            await self._publish(
-                SessionEvent(
-                    type=EventType.ERROR,
-                    error=S2SError(f"a hook raised while handling {kind.value}: {exc!r}"),
-                    at=_now(),
-                )
-            )
-            return
-        await self._publish(event)
-
-    async def _publish(self, event: SessionEvent) -> None:
-        self.stats.events += 1
-        self._queue.put_nowait(event)
 
     # -- tasks ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], link: _Link | None = None) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], link: Link | None = None) -> None:
         task = self._tasks.spawn(coro, context=self._context)
         if link is not None:
             link.tasks.append(task)

@@ -23,6 +23,7 @@ from google.genai import types
 import s2s
 from s2s import EventType, ToolResult
 from s2s.emulators.gemini import GeminiEmulator
+from s2s.emulators.gemini.session import THINKING_FILLER
 
 from ..conftest import GEMINI_KEY, gemini_config
 from ..helpers import LOOKUP, collect, heard_seconds, stream, turn_end, utterance, voiced
@@ -153,6 +154,27 @@ async def test_sdk_runs_a_tool_round_trip(emulator):
     assert spoken(messages) == 'The get_weather tool returned {"t": 21}.'
 
 
+async def test_sdk_receive_runs_an_extended_thinking_task_until_idle(emulator):
+    config = types.LiveConnectConfig(
+        response_modalities=["AUDIO"],
+        output_audio_transcription=types.AudioTranscriptionConfig(),
+        thinking_config=types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW),
+    )
+    model = "gemini-3.8-live-extended-thinking"
+    async with sdk_client(emulator).aio.live.connect(model=model, config=config) as s:
+        await s.send_realtime_input(text="what is the plan")
+        async with asyncio.timeout(10):
+            messages = [m async for m in s.receive()]  # the SDK stops at IDLE, not turnComplete
+    ends = [
+        m.server_content for m in messages if m.server_content and m.server_content.turn_complete
+    ]
+    assert [c.interaction_status for c in ends] == [
+        types.InteractionStatus.IN_PROGRESS,
+        types.InteractionStatus.IDLE,
+    ]
+    assert spoken(messages) == f'{THINKING_FILLER}You said: "what is the plan".'
+
+
 async def test_sdk_resumes_a_session_with_its_handle(emulator):
     config = types.LiveConnectConfig(
         response_modalities=["AUDIO"],
@@ -202,6 +224,7 @@ async def _exercise_our_client(emulator: GeminiEmulator) -> None:
                 "compression_trigger_tokens": 25600,
                 "compression_target_tokens": 12800,
                 "proactive_audio": True,
+                "api_version": "v1alpha",
             },
         ),
     )

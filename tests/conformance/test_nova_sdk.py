@@ -14,9 +14,12 @@ import uuid
 import pytest
 from aws_sdk_bedrock_runtime.models import (
     AccessDeniedException,
+    ResourceNotFoundException,
+    ServiceQuotaExceededException,
     ThrottlingException,
     ValidationException,
 )
+from smithy_aws_event_stream.exceptions import UnmodeledEventError
 from smithy_core.exceptions import CallError
 
 from s2s.audio.synth import silence, speech_like
@@ -25,6 +28,7 @@ from s2s.emulators.vad import voiced_seconds
 
 from ..conftest import SECOND
 from ..nova_sdk import (
+    MODEL,
     audio_input,
     audio_start,
     close_events,
@@ -174,3 +178,32 @@ async def test_sdk_sees_pre_stream_errors_as_typed_exceptions(emulator):
             await asyncio.wait_for(bad.receive(), 5 * SECOND)
     finally:
         await bad.close()
+
+
+async def test_sdk_sees_the_model_lifecycle_and_quota_failures(emulator):
+    assert MODEL == "amazon.nova-2-5-sonic"  # every test above runs Nova 2.5 Sonic
+    emulator.refuse_next(1, error_type="ServiceQuotaExceededException")
+    for model, expected, message in (
+        ("amazon.nova-sonic-v1:0", ResourceNotFoundException, "reached the end of its life"),
+        (MODEL, ServiceQuotaExceededException, "exceeds the service quota"),
+    ):
+        sdk = await open_sdk_stream(emulator, model=model)
+        try:
+            await sdk.send(session_start())
+            with pytest.raises(expected, match=message):
+                await asyncio.wait_for(sdk.receive(), 5 * SECOND)
+        finally:
+            await sdk.close()
+    assert emulator.refusals == [(404, "ResourceNotFoundException"), (400, expected.__name__)]
+    # Nova 2 Sonic is still served; a quota exhausted mid-stream is an unmodelled error.
+    sdk = await open_sdk_stream(emulator, model="amazon.nova-2-sonic-v1:0")
+    try:
+        await sdk.send(session_start())
+        _, sdk.output = await asyncio.wait_for(sdk.stream.await_output(), 5 * SECOND)  # HTTP 200
+        assert emulator.live_streams[0].model == "amazon.nova-2-sonic-v1:0"
+        await emulator.inject_exception("serviceQuotaExceededException")
+        with pytest.raises(UnmodeledEventError) as info:
+            await asyncio.wait_for(sdk.receive(), 5 * SECOND)
+        assert info.value.code == "ServiceQuotaExceededException"
+    finally:
+        await sdk.close()

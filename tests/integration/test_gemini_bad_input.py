@@ -41,10 +41,11 @@ async def test_a_wrong_key_fails_start_without_retrying(gemini_emulator):
 
 
 async def test_an_unknown_model_fails_start_with_the_servers_reason(gemini_emulator):
-    engine = s2s.new("gemini_live", gemini_config(gemini_emulator, model="gemini-2.0-flash-exp"))
-    with pytest.raises(s2s.InvalidRequestError, match="gemini-2.0-flash-exp is not found") as info:
+    engine = s2s.new("gemini_live", gemini_config(gemini_emulator, model="gemini-9-live"))
+    with pytest.raises(s2s.ModelUnavailableError, match="`models/gemini-9-live` was not") as info:
         await engine.start()
-    assert info.value.code == "1008" and gemini_emulator.connections == 1
+    assert info.value.code == "1008" and not info.value.retryable
+    assert gemini_emulator.connections == 1
 
 
 async def test_an_untrusted_certificate_is_named_and_not_retried(gemini_emulator):

@@ -112,9 +112,10 @@ async def test_other_paths_are_404(gemini_emulator):
         (
             {"setup": {"model": "models/gemini-9"}},
             1008,
-            "models/gemini-9 is not found for API version v1beta",
+            "Publisher Model `models/gemini-9` was not found or is not supported for "
+            "bidiGenerateContent",
         ),
-        ({"setup": {"model": "gemini-3.8-live"}}, 1008, "is not found"),
+        ({"setup": {"model": "gemini-3.8-live"}}, 1008, "was not found"),
         (
             {"setup": {"model": "models/gemini-3.8-live", "x": 1}},
             1007,
@@ -128,7 +129,7 @@ async def test_other_paths_are_404(gemini_emulator):
                 }
             },
             1007,
-            "only supports the AUDIO response modality",
+            "The requested combination of response modalities (TEXT) is not supported by the model",
         ),
         (
             {

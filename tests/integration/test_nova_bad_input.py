@@ -63,7 +63,7 @@ async def test_a_long_text_is_split_under_novas_1_kb_limit(nova_emulator, sessio
         ({"aws_secret_access_key": "not-the-secret"}, "InvalidSignatureException", "refused"),
         ({"aws_access_key_id": "AKIDUNKNOWN"}, "UnrecognizedClientException", "refused"),
         ({"aws_session_token": "stale-token"}, "UnrecognizedClientException", "refused"),
-        ({"region": "eu-west-1"}, "InvalidSignatureException", "refused"),
+        ({"region": "us-west-2"}, "InvalidSignatureException", "refused"),
     ],
 )
 async def test_bad_credentials_fail_start_without_retrying(nova_emulator, extra, code, message):

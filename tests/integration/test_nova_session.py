@@ -319,3 +319,16 @@ async def test_a_refused_request_is_retried(nova_emulator):
         await session.send_text("hello")
         await collect(session, turn_end())
     assert nova_emulator.refusals == [(503, "ServiceUnavailableException")] * 2
+
+
+@pytest.mark.parametrize("model", ["amazon.nova-2-5-sonic", "amazon.nova-2-sonic-v1:0"])
+async def test_both_served_models_take_endpointing_sensitivity(nova_emulator, model):
+    config = nova_config(nova_emulator, model=model, extra={"endpointing_sensitivity": "HIGH"})
+    async with await s2s.new("nova", config).start() as session:
+        await session.send_text("hello")
+        events = await collect(session, turn_end())
+    assert final_text(events, Role.ASSISTANT) == ['You said: "hello".']
+    assert nova_emulator.streams[0].model == model
+    name, body = sent(nova_emulator, 0)[0]
+    assert name == "sessionStart"
+    assert body["turnDetectionConfiguration"] == {"endpointingSensitivity": "HIGH"}

@@ -1,12 +1,15 @@
-"""Phone calls on Gemini Live and Nova Sonic (providers that take no μ-law), and at a quota.
+"""Phone calls on Gemini Live and Nova Sonic (providers that take no μ-law), at a quota, and a
+call that fails over from one provider to another.
 
 Their sessions decode the caller's μ-law and resample it for the provider, and encode the
 model's audio back, inside the session; the phone side is unchanged. Each provider gets a
-tenant whose phone calls use it, and its own emulator.
+tenant whose phone calls use it, and its own emulator. (The failover test lives here because
+this is the stack with more than one provider.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections.abc import Iterator
@@ -26,13 +29,17 @@ from s2s.phone.genesys_timeline import GenesysSessionError
 from s2s.service.config import ServiceConfig
 
 from ..conftest import GEMINI_KEY, SECOND
+from ..helpers import utterance, voiced
 from .phone_calls import call_session, caller_speech, closed_session, events, say_text
 from .stack import (
     ACME_GENESYS_SECRET,
     ACME_TRANSFER_TARGET,
     ACME_TWILIO_TOKEN,
     EmulatorThread,
+    http_client,
+    open_call,
     service_config,
+    turn_completed,
     with_repo_on_path,
 )
 
@@ -162,3 +169,55 @@ async def test_a_line_at_its_quota_answers_busy_on_both_platforms(base, ws_base)
         assert "limit" in (outcome.info or ""), outcome
         await first.hang_up()
         await first.finished(15 * SECOND)
+
+
+async def test_a_call_moves_to_the_next_provider_when_its_quota_runs_out(
+    base, ws_base, emulator: EmulatorThread
+):
+    """The request names a failover list; the OpenAI emulator runs out of quota mid-utterance
+    (as production words it); the call goes on on Gemini, hears the whole utterance, and the
+    client sees one provider_switched event."""
+    async with http_client(base) as http:
+        reply = await http.post(
+            "/v1/sessions",
+            json={"provider": "openai_realtime", "failover": ["gemini_live"], "sample_rate": 16000},
+        )
+        assert reply.status_code == 201, reply.text
+        session_id = reply.json()["session_id"]
+        refused = await http.post(
+            "/v1/sessions", json={"provider": "openai_realtime", "failover": ["openai_realtime"]}
+        )
+        assert refused.status_code == 400 and "failover" in refused.text
+        call = await open_call(ws_base, session_id)
+        await call.until(lambda e: e["type"] == "session_started")
+        pcm = utterance(2.0, 16000, seed=3)
+        step = 16000 // 50 * 2
+        for n, start in enumerate(range(0, len(pcm), step)):
+            if n == 40:  # 0.8 s into the utterance
+                asyncio.run_coroutine_threadsafe(
+                    emulator.emulator.inject_error(
+                        "insufficient_quota",
+                        "You exceeded your current quota, please check your plan and billing "
+                        "details.",
+                        type="insufficient_quota",
+                        close_code=4000,
+                    ),
+                    emulator.loop,
+                ).result(5)
+            await call.ws.send(pcm[start : start + step])
+        switched = await call.until(lambda e: e["type"] == "provider_switched", 30)
+        await call.until(turn_completed, 30)
+        await call.ws.close()
+        detail = (await http.get(f"/v1/sessions/{session_id}")).json()
+        await http.delete(f"/v1/sessions/{session_id}")
+    assert switched["data"]["from"] == "openai_realtime"
+    assert switched["data"]["to"] == "gemini_live"
+    assert switched["reason"] == "insufficient_quota"
+    heard = [
+        e["text"]
+        for e in call.events
+        if e["type"] == "transcript" and e.get("final") and e.get("role") == "user"
+    ]
+    assert heard == [f"[{voiced(2.0, 16000, seed=3)} seconds of speech]"]  # all of it
+    assert detail["live"]["provider"] == "gemini_live"
+    print(f"service failover gap: {switched['data']['gap_ms']} ms")

@@ -318,7 +318,8 @@ def test_tool_call_cancellation_is_its_own_event_and_refuses_late_results():
         (1007, "API key not valid. Please pass a valid API key.", s2s.AuthenticationError, False),
         (1011, "Internal error occurred.", s2s.ProviderServerError, True),
         (1011, "Deadline expired before operation could complete.", s2s.SessionExpiredError, True),
-        (1011, "You exceeded your current quota.", s2s.RateLimitError, True),
+        (1011, "You exceeded your current quota.", s2s.QuotaExceededError, False),
+        (1011, "Rate limit reached, try later.", s2s.RateLimitError, True),
         (None, "", s2s.ProviderConnectionError, True),
         (1000, "", s2s.ProviderConnectionError, True),
         (4003, "odd", s2s.ProviderError, False),
@@ -490,6 +491,25 @@ def test_a_tool_call_the_handle_predates_is_held_until_answered_then_replayed_wi
         "output": "shipped"
     }
     assert held["clientContent"]["turnComplete"] is True
+
+
+def test_another_providers_continuation_sends_its_audio_and_takes_each_result_once():
+    conversation = s2s.Conversation()
+    conversation.append(Message(Role.USER, "where is my order", "u1"))
+    conversation.append(FunctionCall("c9", "lookup_order", "{}", "c9"))
+    pcm = bytes(range(256)) * 250  # 2 s at 16 kHz, more than one resend chunk
+    carry = s2s.Continuation(conversation, pcm, {}, "failover")  # no Gemini state at all
+    new = make(continuation=carry)
+    frames = ready(new)[1:]
+    assert kinds(frames) == ["clientContent", "realtimeInput.audio", "realtimeInput.audio"]
+    resent = b"".join(base64.b64decode(f["realtimeInput"]["audio"]["data"]) for f in frames[1:])
+    assert resent == pcm  # all of it, before anything newer
+    new.send_tool_result(ToolResult("c9", '"shipped"'), 1.0)
+    (held,) = sent(new)
+    assert [t["role"] for t in held["clientContent"]["turns"]] == ["model", "user"]
+    with pytest.raises(s2s.InvalidInputError, match="'c9' was already answered"):
+        new.send_tool_result(ToolResult("c9", '"again"'), 1.0)
+    assert sent(new) == []
 
 
 def test_a_tool_result_sent_after_the_handle_is_replayed_with_its_call():

@@ -96,6 +96,7 @@ def test_voice_vad_and_generation_knobs():
                 "turn_coverage": "all_input",
                 "temperature": 0.4,
                 "proactive_audio": True,
+                "api_version": "v1alpha",
                 "transparent_resumption": False,
                 "compression_trigger_tokens": 20000,
             },

@@ -77,3 +77,20 @@ def test_the_callers_last_words_are_unanswered():
     result = plan(conversation)
     assert [t.role for t in result.history] == ["USER", "ASSISTANT"]
     assert result.unanswered == "bye"
+
+
+def test_a_failed_result_reaches_the_model_as_an_error_object():
+    conversation = Conversation(
+        [
+            Message(Role.USER, "check A1"),
+            FunctionCall("c1", "lookup", '{"id": "A1"}'),
+            FunctionOutput("c1", "database down", is_error=True),
+            Message(Role.ASSISTANT, "Sorry."),
+            FunctionCall("c2", "lookup", '{"id": "B2"}'),
+            FunctionOutput("c2", "timeout", is_error=True),
+        ]
+    )
+    result = plan(conversation)
+    note = result.history[1].pieces[0]
+    assert '[lookup tool (failed): input {"id": "A1"}, result {"error": "database down"}]' in note
+    assert result.unanswered == 'The lookup tool failed with {"error": "timeout"}.'

@@ -248,7 +248,32 @@ def test_close_sends_the_orderly_end_and_refuses_input():
         ("AccessDeniedException", "no", s2s.AuthenticationError, False),
         ("InvalidSignatureException", "", s2s.AuthenticationError, False),
         ("ExpiredTokenException", "expired", s2s.AuthenticationError, True),
-        ("ResourceNotFoundException", "no model", s2s.InvalidRequestError, False),
+        ("ResourceNotFoundException", "no model", s2s.ModelUnavailableError, False),
+        # retrying cannot fix these
+        ("ServiceQuotaExceededException", "exceeds the quota", s2s.QuotaExceededError, False),
+        ("serviceQuotaExceededException", "exceeds the quota", s2s.QuotaExceededError, False),
+        (
+            "ResourceNotFoundException",
+            "This model version has reached the end of its life.",
+            s2s.ModelUnavailableError,
+            False,
+        ),
+        (
+            "ValidationException",
+            "The provided model identifier is invalid.",
+            s2s.ModelUnavailableError,
+            False,
+        ),
+        (
+            "AccessDeniedException",
+            "You don't have access to the model with the specified model ID.",
+            s2s.ModelUnavailableError,
+            False,
+        ),
+        # transient
+        ("ThrottlingException", "Too many requests", s2s.RateLimitError, True),
+        ("modelNotReadyException", "not ready", s2s.ProviderServerError, True),
+        ("serviceUnavailableException", "busy", s2s.ProviderServerError, True),
     ],
 )
 def test_exceptions_become_typed_errors(kind, message, error, retryable):
@@ -400,3 +425,42 @@ def test_replayed_audio_starts_shortly_before_the_speech():
     replayed = b"".join(base64.b64decode(b["content"]) for n, b in events if n == "audioInput")
     assert replayed == quiet[len(quiet) // 2 :] + loud  # 0.5 s lead-in, then all the speech
     assert make(s2s.Continuation(pending_audio=quiet)).continuation("x").pending_audio == quiet
+
+
+def test_the_conversation_keeps_a_failed_result_as_given_and_the_model_gets_an_error_object():
+    proto = make()
+    ready(proto)
+    block(proto, "t1", "TOOL", "TOOL")
+    feed(proto, "toolUse", contentId="t1", toolName="x", toolUseId="tu1", content="{}")
+    feed(proto, "contentEnd", contentId="t1", type="TOOL", stopReason="TOOL_USE")
+    proto.send_tool_result(ToolResult("tu1", "database down", is_error=True), 0)
+    assert sent(proto)[1][1]["content"] == '{"error": "database down"}'
+    # provider-neutral: another provider (or the next stream) encodes it its own way
+    assert list(proto.conversation)[-1] == FunctionOutput("tu1", "database down", True)
+    assert proto.idle
+
+
+def test_a_repeated_tool_use_id_is_one_call():
+    proto = make()
+    ready(proto)
+    for cid in ("t1", "t2"):
+        block(proto, cid, "TOOL", "TOOL")
+        feed(proto, "toolUse", contentId=cid, toolName="x", toolUseId="tu1", content="{}")
+        feed(proto, "contentEnd", contentId=cid, type="TOOL", stopReason="TOOL_USE")
+    assert kinds(proto).count("tool_call") == 1
+    assert [i for i in proto.conversation if isinstance(i, FunctionCall)] == [
+        FunctionCall("tu1", "x", "{}", "tu1")
+    ]
+
+
+def test_a_carried_call_is_answered_once_and_a_closed_stream_refuses_results():
+    conversation = Conversation([FunctionCall("tu-old", "lookup", "{}")])
+    proto = make(s2s.Continuation(conversation=conversation))
+    ready(proto)
+    assert proto.idle  # a carried call does not hold this stream's rotation
+    proto.send_tool_result(ToolResult("tu-old", "1"), 0)
+    with pytest.raises(s2s.InvalidInputError, match="'tu-old' was already answered"):
+        proto.send_tool_result(ToolResult("tu-old", "2"), 0)
+    proto.close(0)
+    with pytest.raises(s2s.SessionClosedError, match="send_tool_result: the Nova connection"):
+        proto.send_tool_result(ToolResult("tu-old", "3"), 0)

@@ -11,7 +11,7 @@ from s2s.providers.nova import DEFAULT_MODEL, resolve, wire
 
 def test_defaults():
     settings = resolve(s2s.Config(), {})
-    assert settings.model == DEFAULT_MODEL == "amazon.nova-2-sonic-v1:0"
+    assert settings.model == DEFAULT_MODEL == "amazon.nova-2-5-sonic"
     assert settings.region == "us-east-1"
     assert settings.endpoint == "https://bedrock-runtime.us-east-1.amazonaws.com"
     assert settings.voice == "matthew" and settings.credentials is None
@@ -35,12 +35,26 @@ def test_credentials_never_print_their_secret():
     assert "s3cr3t" not in repr(settings)
 
 
-def test_endpointing_needs_nova_2():
-    with pytest.raises(s2s.ConfigurationError, match="Nova 2"):
-        resolve(
-            s2s.Config(model="amazon.nova-sonic-v1:0", extra={"endpointing_sensitivity": "LOW"}),
-            {},
-        )
+def test_nova_sonic_v1_is_refused_naming_its_end_of_life_and_replacement():
+    with pytest.raises(s2s.ConfigurationError, match="2026-09-14") as info:
+        resolve(s2s.Config(model="amazon.nova-sonic-v1:0"), {})
+    assert "'amazon.nova-2-5-sonic'" in str(info.value)
+
+
+@pytest.mark.parametrize("model", ["amazon.nova-2-5-sonic", "amazon.nova-2-sonic-v1:0"])
+def test_every_served_model_takes_endpointing_sensitivity(model):
+    settings = resolve(s2s.Config(model=model, extra={"endpointing_sensitivity": "HIGH"}), {})
+    assert settings.model == model and settings.endpointing == "HIGH"
+
+
+def test_nova_2_5_only_in_its_regions():
+    for region in ("us-east-1", "us-west-2", "eu-north-1", "ap-northeast-1"):
+        assert resolve(s2s.Config(extra={"region": region}), {}).region == region
+    with pytest.raises(s2s.ConfigurationError, match="ap-southeast-2") as info:
+        resolve(s2s.Config(), {"AWS_REGION": "ap-southeast-2"})
+    assert "ap-northeast-1, eu-north-1, us-east-1, us-west-2" in str(info.value)
+    # Nova 2 Sonic's regions are not checked (only 2.5's are documented).
+    assert resolve(s2s.Config(model="amazon.nova-2-sonic-v1:0", extra={"region": "eu-west-1"}), {})
 
 
 def test_input_models_refuse_unknown_keys_and_bad_values():

@@ -196,7 +196,7 @@ def test_parallel_tool_calls_get_all_outputs_then_exactly_one_response_create():
     assert types(sent(proto)) == ["conversation.item.create"]  # waits for call_1
     proto.send_tool_result(ToolResult("call_1", '{"ok": 1}'), 0)
     assert types(sent(proto)) == ["conversation.item.create", "response.create"]
-    with pytest.raises(s2s.InvalidInputError, match="no tool call 'call_1'"):
+    with pytest.raises(s2s.InvalidInputError, match="tool call 'call_1' was already answered"):
         proto.send_tool_result(ToolResult("call_1", "again"), 0)
 
 
@@ -239,6 +239,11 @@ def test_error_result_is_sent_as_json_error():
     proto.send_tool_result(ToolResult("call_1", "database down", is_error=True), 0)
     (create,) = sent(proto)
     assert json.loads(create["item"]["output"]) == {"error": "database down"}
+    # history keeps the result as given; a new connection gets the same encoding
+    assert list(proto.conversation)[-1] == FunctionOutput("call_1", "database down", True)
+    again = make(continuation=proto.continuation("connection_lost"))
+    replayed = [f for f in ready(again) if f.get("item", {}).get("type") == "function_call_output"]
+    assert json.loads(replayed[0]["item"]["output"]) == {"error": "database down"}
 
 
 def answer_with_audio(

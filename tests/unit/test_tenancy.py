@@ -129,9 +129,15 @@ def test_the_client_allowlists_name_only_real_provider_settings() -> None:
     from deployments.session_requests import CLIENT_EXTRA
     from s2s.providers.gemini_live.settings import EXTRA_KEYS as GEMINI
     from s2s.providers.nova.settings import EXTRA_KEYS as NOVA
+    from s2s.providers.openai_live.settings import EXTRA_KEYS as OPENAI_LIVE
     from s2s.providers.openai_realtime.settings import EXTRA_KEYS as OPENAI
 
-    known = {"openai_realtime": OPENAI, "gemini_live": GEMINI, "nova": NOVA}
+    known = {
+        "openai_realtime": OPENAI,
+        "openai_live": OPENAI_LIVE,
+        "gemini_live": GEMINI,
+        "nova": NOVA,
+    }
     assert set(CLIENT_EXTRA) == set(known)
     for provider, keys in CLIENT_EXTRA.items():
         assert keys <= known[provider], provider

@@ -13,6 +13,7 @@ from typing import Any
 #: Emulator name -> module with ``add_parser``, ``local_settings`` and ``KEY_VARIABLES``.
 EMULATORS = {
     "openai": "s2s.emulators.openai.cli",
+    "openai_live": "s2s.emulators.openai_live.cli",
     "gemini": "s2s.emulators.gemini.cli",
     "nova": "s2s.emulators.nova.cli",
 }
@@ -20,6 +21,7 @@ EMULATORS = {
 #: Provider name -> emulator name (what ``s2s demo`` starts when the provider has no key).
 PROVIDER_EMULATORS = {
     "openai_realtime": "openai",
+    "openai_live": "openai_live",
     "gemini_live": "gemini",
     "nova": "nova",
 }

@@ -242,6 +242,8 @@ class TenantSettings(_Section):
     environment when the call starts; never stored or sent anywhere else."""
     telephony: TelephonySettings | None = None
     """Phone calls (Twilio, Genesys) for this tenant; None: the tenant takes no calls."""
+    failover: list[str] | None = None
+    """The tenant's own failover list (None: the service's ``failover``)."""
 
     @field_validator("key_hashes")
     @classmethod
@@ -295,6 +297,10 @@ class ServiceConfig(_Section):
     """The whole service configuration."""
 
     default_provider: str = "openai_realtime"
+    failover: list[str] = Field(default_factory=list)
+    """Providers a call moves to, in order, when its provider fails for good (quota, billing,
+    a refused key, a retired model, reconnects exhausted); a request's ``failover`` replaces it.
+    Each uses its ``providers.<name>`` settings and the tenant's credentials for it."""
     redis: RedisSettings = RedisSettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     serve: ServeSettings = ServeSettings()

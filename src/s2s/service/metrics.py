@@ -33,6 +33,7 @@ COUNTERS = {
     "s2s_audio_out_seconds": "Model audio received from providers, in seconds.",
     "s2s_provider_errors": "Errors reported by providers, by provider and code.",
     "s2s_session_resumptions": "Calls moved to a new provider connection, by reason.",
+    "s2s_provider_failovers": "Calls moved to another provider (failover), by from, to and reason.",
     "s2s_tool_calls": "Tool calls, by pool, tool and outcome.",
 }
 #: name -> (help text, buckets)

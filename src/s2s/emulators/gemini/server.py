@@ -15,8 +15,10 @@ The path must be a BidiGenerateContent endpoint of ``v1``, ``v1beta`` or ``v1alp
 Every connection gets a ``goAway`` ``go_away_before_s`` before ``connection_limit_s``, then a
 close 1011. Fault injection: :meth:`drop_connections` (TCP reset, no close frame),
 :meth:`close_connections` (a close with a code and reason), :meth:`refuse_next` (close the next
-connections right after the upgrade), :meth:`go_away` (now, with a deadline) and
-``options.message_delay_s`` (latency on every server message).
+connections right after the upgrade), :meth:`go_away` (now, with a deadline),
+:meth:`exhaust_quota` (the production shape: set up, then a close 1011 "You exceeded your current
+quota…") and ``options.message_delay_s`` (latency on every server message). Per-model rules
+(what each model id accepts, retired ids) are in :mod:`.models`.
 """
 
 from __future__ import annotations
@@ -86,6 +88,17 @@ class GeminiEmulator(WebSocketEmulator[EmulatedSession]):
         for _, session in live:
             await session.refuse(code, reason)
         return len(live)
+
+    def exhaust_quota(self, close_after_s: float | None = None, *, exhausted: bool = True) -> None:
+        """Run out of quota (``exhausted=False``: restore it).
+
+        New connections get ``setupComplete``, then a close 1011 with the quota sentence
+        ``close_after_s`` later (default ``options.quota_close_after_s``); open ones are closed
+        ``options.quota_mid_session_s`` after their next client message.
+        """
+        self.options.quota_exhausted = exhausted
+        if close_after_s is not None:
+            self.options.quota_close_after_s = close_after_s
 
     async def go_away(self, time_left_s: float) -> int:
         """Send ``goAway`` on every live connection now; close them ``time_left_s`` later."""

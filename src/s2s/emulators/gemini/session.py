@@ -7,6 +7,11 @@ production server (protocols.md §2): ``setup`` first and once, every message co
 tool calls pausing the turn and NON_BLOCKING ones answered by their ``scheduling``, a caller turn
 cancelling pending calls (``toolCallCancellation``), and ``sessionResumptionUpdate`` at quiet
 moments with a handle that really restores the conversation.
+
+What depends on the model id (default tool behaviour, thinking, roles, ``interactionStatus``)
+comes from :mod:`.models` via :mod:`.setup`; caller audio and speech are in :mod:`.audio`.
+Extended-thinking models speak a filler (``turnComplete`` with ``interactionStatus:
+IN_PROGRESS``), reason ``thinking_delay_s``, then answer and end with ``IDLE``.
 """
 
 from __future__ import annotations
@@ -19,12 +24,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...audio.resample import StreamResampler
-from ...audio.synth import speech_for_text
 from ...providers.gemini_live import wire
 from ...tasks import TaskSet
 from .. import behavior
-from ..vad import EnergyVad, voiced_seconds
+from ..vad import voiced_seconds
 from . import messages as msg
+from .audio import AudioMixin
+from .models import Reasons, rules_for
+from .options import QUOTA_REASON, EmulatorOptions, HandleStore
+from .setup import (
+    POLICY_VIOLATION,
+    SessionSetup,
+    client_content_problem,
+    configure,
+    declared_behaviors,
+    setup_problem,
+    tool_response_problem,
+)
 from .state import Item, ModelState
 from .validation import INVALID_ARGUMENT, Refusal, parse
 
@@ -33,76 +49,10 @@ __all__ = ["EmulatedSession", "EmulatorOptions", "HandleStore"]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
 
-POLICY_VIOLATION = 1008
-
 #: What a NON_BLOCKING call's turn says while the tool runs.
 BACKGROUND_REPLY = "One moment while I check that."
-
-
-@dataclass(slots=True)
-class EmulatorOptions:
-    """Knobs for the Gemini emulator.
-
-    Attributes:
-        api_key: the only accepted key; ``None`` accepts any non-empty key.
-        speed: how much faster than real time answer audio is sent.
-        chunk_ms: duration of each audio message.
-        response_delay_s: pause before an answer's first output (model latency).
-        connection_limit_s: a connection's lifetime (production: about 10 minutes); a
-            ``goAway`` comes ``go_away_before_s`` earlier, then a close 1011.
-        session_limit_s: without ``contextWindowCompression``, a session (across resumptions)
-            ends here (production: 15 minutes of audio).
-        resumption_interval_s: how often a ``sessionResumptionUpdate`` may come between turns.
-        transparent_index: report ``lastConsumedClientMessageIndex`` when a client asks for it
-            (``transparent``); False imitates servers that leave it out.
-        message_delay_s: fault injection: delay before every server message.
-        record: keep every frame in and out (``frames_in`` / ``frames_out``) for inspection.
-        refuse_resume_while_open: refuse (1011) a resumption while the connection it continues
-            is still open, as production has been reported to do (aicc2025/sip-to-ai#14).
-    """
-
-    api_key: str | None = None
-    speed: float = 4.0
-    chunk_ms: int = 100
-    response_delay_s: float = 0.0
-    connection_limit_s: float = 600.0
-    go_away_before_s: float = 60.0
-    session_limit_s: float = 900.0
-    resumption_interval_s: float = 1.0
-    transparent_index: bool = True
-    message_delay_s: float = 0.0
-    record: bool = False
-    refuse_resume_while_open: bool = False
-
-
-class HandleStore:
-    """Resumption handles, server-wide: handle -> (state snapshot, model).
-
-    The newest ``capacity`` handles are kept (production keeps them for two hours).
-    """
-
-    def __init__(self, capacity: int = 2000) -> None:
-        self._handles: dict[str, tuple[ModelState, str]] = {}
-        self.capacity = capacity
-        self.expired_chains: set[str] = set()
-        #: Conversation chains with an open connection (chain -> connections).
-        self.open_chains: dict[str, int] = {}
-
-    def put(self, state: ModelState, model: str) -> str:
-        handle = secrets.token_urlsafe(32)
-        self._handles[handle] = (state.snapshot(), model)
-        while len(self._handles) > self.capacity:
-            del self._handles[next(iter(self._handles))]
-        return handle
-
-    def get(self, handle: str) -> tuple[ModelState, str] | None:
-        found = self._handles.get(handle)
-        if found is None or found[0].chain in self.expired_chains:
-            return None
-        return found[0].snapshot(), found[1]
-
-    def __len__(self) -> int:
-        return len(self._handles)
+#: What an extended-thinking model says while it reasons in the background.
+THINKING_FILLER = "Let me think about that."
 
 
 @dataclass(slots=True)
@@ -111,22 +61,7 @@ class _Response:
     task: asyncio.Task[None] | None = None
 
 
-@dataclass(slots=True)
-class _Setup:
-    model: str
-    declared: dict[str, str]  # tool name -> behavior
-    output_transcription: bool
-    input_transcription: bool
-    automatic_vad: bool
-    interrupts: bool
-    start_threshold_dbfs: float
-    silence_ms: float
-    resumption: bool
-    transparent: bool
-    compression: bool
-
-
-class EmulatedSession:
+class EmulatedSession(AudioMixin):
     """Server state for one connection. ``handle()`` each client frame."""
 
     def __init__(
@@ -147,7 +82,7 @@ class EmulatedSession:
         self.api_version = api_version
         self.api_key = api_key
         self.constrained = constrained
-        self.setup: _Setup | None = None
+        self.setup: SessionSetup | None = None
         self.state = ModelState(chain=secrets.token_hex(8), started=time.monotonic())
         self.resumed = False
         self._opened_chain: str | None = None
@@ -163,6 +98,8 @@ class EmulatedSession:
         self._answer_when_idle = False
         self._resamplers: dict[int, StreamResampler] = {}
         self._updated_at_index = -1
+        self._quota_closing = False
+        self._initial_history = False  # clientContent is seeded history until turnComplete
         #: Background work of this connection (answers, timers), cancelled on shutdown.
         self.tasks = TaskSet()
 
@@ -225,6 +162,11 @@ class EmulatedSession:
                 return
             await self._on_setup(message.setup)
             return
+        if self.options.quota_exhausted:
+            self._quota_close(self.options.quota_mid_session_s)
+        if self.setup.refuse_first_send:
+            await self.refuse(INVALID_ARGUMENT, Reasons.INVALID_ARGUMENT)
+            return
         if kind == "setup":
             await self.refuse(
                 INVALID_ARGUMENT, "setup may only be sent once, as the first message."
@@ -258,11 +200,13 @@ class EmulatedSession:
     async def _on_setup(self, setup: wire.Setup) -> None:
         if not await self._check_key():
             return
-        problem = _setup_problem(setup, self.api_version)
+        problem = setup_problem(setup, self.api_version)
         if problem is not None:
             await self.refuse(*problem)
             return
         model = setup.model.removeprefix("models/")
+        rules = rules_for(model)
+        assert rules is not None  # setup_problem refuses models that are not served
         resumption = setup.session_resumption
         if resumption is not None and resumption.handle:
             found = self.store.get(resumption.handle)
@@ -283,7 +227,9 @@ class EmulatedSession:
                 return
             self.state = state
             self.resumed = True
-        self.setup = _configure(setup, model)
+        self.setup = configure(setup, model, rules)
+        history = setup.history_config
+        self._initial_history = bool(history and history.initial_history_in_client_content)
         self._opened_chain = self.state.chain
         self.store.open_chains[self._opened_chain] = (
             self.store.open_chains.get(self._opened_chain, 0) + 1
@@ -299,14 +245,20 @@ class EmulatedSession:
             self.tasks.spawn(self._periodic_updates())
         if not self.setup.compression:
             self.tasks.spawn(self._session_limit())
+        if self.options.quota_exhausted:
+            self._quota_close(self.options.quota_close_after_s)
 
-    def _new_vad(self) -> EnergyVad:
-        assert self.setup is not None
-        return EnergyVad(
-            wire.INPUT_RATE,
-            threshold_dbfs=self.setup.start_threshold_dbfs,
-            silence_ms=self.setup.silence_ms,
-        )
+    def _quota_close(self, after_s: float) -> None:
+        """Out of quota: close 1011 with the production sentence ``after_s`` from now."""
+        if self._quota_closing:
+            return
+        self._quota_closing = True
+
+        async def close_later() -> None:
+            await asyncio.sleep(after_s)
+            await self.refuse(1011, QUOTA_REASON)
+
+        self.tasks.spawn(close_later())
 
     async def _session_limit(self) -> None:
         left = self.options.session_limit_s - (time.monotonic() - self.state.started)
@@ -377,55 +329,6 @@ class EmulatedSession:
             self.state.items.append(Item("user", "text", text=data.text))
             await self._answer()
 
-    async def _decode_audio(self, blob: wire.Blob) -> bytes | None:
-        mime = (blob.mime_type or "").replace(" ", "")
-        if not mime.startswith("audio/pcm"):
-            await self.refuse(
-                INVALID_ARGUMENT,
-                f"Unsupported mime type for realtime audio: {blob.mime_type!r}; "
-                "use audio/pcm;rate=16000.",
-            )
-            return None
-        rate = wire.INPUT_RATE
-        for param in mime.split(";")[1:]:
-            if param.startswith("rate="):
-                try:
-                    rate = int(param[5:])
-                except ValueError:
-                    rate = 0
-        if not 8000 <= rate <= 48000:
-            await self.refuse(INVALID_ARGUMENT, f"Unsupported audio sample rate in {mime!r}.")
-            return None
-        try:
-            raw = wire.b64decode(blob.data or "")
-        except ValueError:
-            await self.refuse(
-                INVALID_ARGUMENT,
-                "Invalid value at 'realtime_input.audio.data' (TYPE_BYTES), "
-                "Base64 decoding failed.",
-            )
-            return None
-        pcm = raw[: len(raw) // 2 * 2]
-        if rate != wire.INPUT_RATE:
-            resampler = self._resamplers.setdefault(rate, StreamResampler(rate, wire.INPUT_RATE))
-            pcm = resampler.process(pcm)
-        self.audio_received_ms += len(pcm) / 32.0
-        return pcm
-
-    async def _on_audio(self, pcm: bytes) -> None:
-        if self.state.activity is not None:
-            self.state.activity += pcm
-        if self.state.vad is not None:
-            await self._feed_vad(pcm)
-
-    async def _feed_vad(self, pcm: bytes) -> None:
-        assert self.state.vad is not None
-        for event in self.state.vad.feed(pcm):
-            if event.kind == "start":
-                await self._caller_starts()
-            else:
-                await self._caller_turn(event.speech_ms / 1000)
-
     async def _interrupt_answer(self) -> None:
         """Stop the answer being generated (it sends ``interrupted`` and ``turnComplete``)."""
         response = self._response
@@ -460,6 +363,14 @@ class EmulatedSession:
         await self._answer()
 
     async def _on_client_content(self, content: wire.ClientContent) -> None:
+        assert self.setup is not None
+        problem = client_content_problem(content, self.setup.rules, initial=self._initial_history)
+        if problem is not None:
+            await self.refuse(*problem)
+            return
+        seeding = self._initial_history
+        if content.turn_complete:
+            self._initial_history = False
         for turn in content.turns or []:
             role = "model" if turn.role == "model" else "user"
             for part in turn.parts or []:
@@ -483,11 +394,16 @@ class EmulatedSession:
                             output=answer.response,
                         )
                     )
-        if content.turn_complete:
+        if content.turn_complete and not seeding:  # seeded history triggers no answer
             await self._interrupt_answer()  # turnComplete interrupts generation on 3.x models
             await self._answer()
 
     async def _on_tool_response(self, data: wire.ToolResponse) -> None:
+        assert self.setup is not None
+        problem = tool_response_problem(data, self.setup.rules)
+        if problem is not None:
+            await self.refuse(*problem)
+            return
         answer_now = False
         for answer in data.function_responses or []:
             call_id = answer.id or ""
@@ -522,7 +438,7 @@ class EmulatedSession:
     async def _on_context_update(self, data: wire.ContextUpdate) -> None:
         assert self.setup is not None
         if data.tools is not None:
-            self.setup.declared = _declared(data.tools.tools or [], self.setup.model)
+            self.setup.declared = declared_behaviors(data.tools.tools or [], self.setup.rules)
 
     # -- answers -------------------------------------------------------------------------------
 
@@ -544,6 +460,7 @@ class EmulatedSession:
             except TimeoutError:
                 pass
         reply = self.state.plan(set(setup.declared))
+        thinking = setup.rules.interaction_status
         text = reply.text
         blocking = False
         if reply.calls and not response.cancel.is_set():
@@ -565,139 +482,49 @@ class EmulatedSession:
                 self._response = None  # the turn waits for the results
                 return
             text = BACKGROUND_REPLY
-        spoken = ""
-        if not response.cancel.is_set():
-            spoken = await self._speak(response, text)
-        if response.cancel.is_set():
-            await self.send(msg.server_content(interrupted=True))
+        elif thinking and not reply.after_tools and not response.cancel.is_set():
+            # Background reasoning: a spoken filler closes its own chunk, the answer follows.
+            await self._chunk(response, THINKING_FILLER, status="IN_PROGRESS", final=False)
+            if not response.cancel.is_set():
+                try:
+                    await asyncio.wait_for(response.cancel.wait(), self.options.thinking_delay_s)
+                except TimeoutError:
+                    pass
+        if not response.cancel.is_set() or not thinking:
+            # A NON_BLOCKING call keeps the interaction going until its result is spoken.
+            status = "IN_PROGRESS" if reply.calls and self._background else "IDLE"
+            await self._chunk(response, text, status=status if thinking else None, final=True)
         else:
-            await self.send(msg.server_content(generationComplete=True))
-        self._response = None
-        prompt_text = sum(len(i.text) for i in self.state.items) // 4 + 1
-        prompt_audio = int(sum(i.heard_s for i in self.state.items) * 25)
-        await self.send(
-            {
-                **msg.server_content(turnComplete=True),
-                "usageMetadata": msg.usage(prompt_text, prompt_audio, int(len(spoken) * 0.6) + 1),
-            }
-        )
+            self._response = None
         if self._answer_when_idle and not self._pending:
             self._answer_when_idle = False
             await self._answer()
         elif self.resumable:
             await self._update_resumption()
 
-    async def _speak(self, response: _Response, text: str) -> str:
-        """Stream ``text`` as audio with its transcription; returns what was said before a cut."""
-        setup = self.setup
-        assert setup is not None
-        item = Item("model", "text")
-        self.state.items.append(item)
-        pcm = speech_for_text(text, wire.OUTPUT_RATE)
-        step = wire.OUTPUT_RATE * 2 * self.options.chunk_ms // 1000
-        chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)] or [b""]
-        words = [w + " " for w in text.split(" ")]
-        words[-1] = words[-1].rstrip()
-        per_chunk = [0] * len(chunks)
-        for w in range(len(words)):
-            per_chunk[min(len(chunks) - 1, w * len(chunks) // max(1, len(words)))] += 1
-        word_iter = iter(words)
-        for chunk, n_words in zip(chunks, per_chunk, strict=True):
-            interval = self.options.chunk_ms / 1000 / max(self.options.speed, 0.01)
-            if response.cancel.is_set():
-                break
-            await self.send(msg.audio(chunk))
-            for _ in range(n_words):
-                word = next(word_iter)
-                item.text += word
-                if setup.output_transcription:
-                    await self.send(msg.output_transcription(word))
-            try:
-                await asyncio.wait_for(response.cancel.wait(), interval)
-            except TimeoutError:
-                pass
-        return item.text
-
-
-def _declared(tools: list[wire.Tool], model: str) -> dict[str, str]:
-    default = "NON_BLOCKING" if model.startswith("gemini-3.8-live") else "BLOCKING"
-    return {
-        d.name: d.behavior or default for tool in tools for d in tool.function_declarations or []
-    }
-
-
-def _configure(setup: wire.Setup, model: str) -> _Setup:
-    ric = setup.realtime_input_config or wire.RealtimeInputConfig()
-    aad = ric.automatic_activity_detection or wire.AutomaticActivityDetection()
-    start = aad.start_of_speech_sensitivity
-    end = aad.end_of_speech_sensitivity
-    threshold = {"START_SENSITIVITY_HIGH": -50.0, "START_SENSITIVITY_LOW": -32.0}.get(
-        start or "", -40.0
-    )
-    silence = aad.silence_duration_ms or {
-        "END_SENSITIVITY_HIGH": 300,
-        "END_SENSITIVITY_LOW": 800,
-    }.get(end or "", 500)
-    resumption = setup.session_resumption
-    return _Setup(
-        model=model,
-        declared=_declared(setup.tools or [], model),
-        output_transcription=setup.output_audio_transcription is not None,
-        input_transcription=setup.input_audio_transcription is not None,
-        automatic_vad=not aad.disabled,
-        interrupts=ric.activity_handling != "NO_INTERRUPTION",
-        start_threshold_dbfs=threshold,
-        silence_ms=float(silence),
-        resumption=resumption is not None,
-        transparent=bool(resumption and resumption.transparent),
-        compression=setup.context_window_compression is not None,
-    )
-
-
-def _setup_problem(setup: wire.Setup, api_version: str) -> tuple[int, str] | None:
-    """Why the server refuses this setup (code and reason), or None."""
-    model = setup.model
-    name = model.removeprefix("models/")
-    if not model.startswith("models/") or name not in wire.LIVE_MODELS:
-        return (
-            POLICY_VIOLATION,
-            f"models/{name} is not found for API version {api_version}, or is not supported "
-            "for bidiGenerateContent. Call ListModels to see the list of available models and "
-            "their supported methods.",
+    async def _chunk(
+        self, response: _Response, text: str, *, status: str | None, final: bool
+    ) -> None:
+        """Speak ``text`` and close it with ``turnComplete`` (with ``interactionStatus`` on the
+        models that report it: IDLE once cut). ``final``: the response ends with it."""
+        spoken = ""
+        if not response.cancel.is_set():
+            spoken = await self._speak(response.cancel, text)
+        if response.cancel.is_set():
+            await self.send(msg.server_content(interrupted=True))
+            status = "IDLE" if status is not None else None
+        else:
+            await self.send(msg.server_content(generationComplete=True))
+        if final or response.cancel.is_set():
+            self._response = None
+        prompt_text = sum(len(i.text) for i in self.state.items) // 4 + 1
+        prompt_audio = int(sum(i.heard_s for i in self.state.items) * 25)
+        content: dict[str, Any] = {"turnComplete": True}
+        if status is not None:
+            content["interactionStatus"] = status
+        await self.send(
+            {
+                "serverContent": content,
+                "usageMetadata": msg.usage(prompt_text, prompt_audio, int(len(spoken) * 0.6) + 1),
+            }
         )
-    config = setup.generation_config or wire.GenerationConfig()
-    modalities = config.response_modalities or ["AUDIO"]
-    if len(modalities) != 1:
-        return (
-            INVALID_ARGUMENT,
-            "generation_config.response_modalities must hold exactly one value.",
-        )
-    if name.startswith("gemini-3.8-live") and modalities != ["AUDIO"]:
-        return INVALID_ARGUMENT, f"models/{name} only supports the AUDIO response modality."
-    if name == "gemini-3.8-live" and config.thinking_config is not None:
-        return INVALID_ARGUMENT, "models/gemini-3.8-live does not support thinking_config."
-    voice = None
-    if config.speech_config and config.speech_config.voice_config:
-        prebuilt = config.speech_config.voice_config.prebuilt_voice_config
-        voice = prebuilt.voice_name if prebuilt else None
-    if voice is not None and voice not in wire.VOICES:
-        return INVALID_ARGUMENT, f"Voice name {voice!r} is not supported."
-    names: set[str] = set()
-    for t, tool in enumerate(setup.tools or []):
-        for d, declaration in enumerate(tool.function_declarations or []):
-            where = f"setup.tools[{t}].function_declarations[{d}]"
-            if declaration.name in names:
-                return INVALID_ARGUMENT, f"Duplicate function declaration name at '{where}'."
-            names.add(declaration.name)
-            if (
-                declaration.parameters is not None
-                and declaration.parameters_json_schema is not None
-            ):
-                return (
-                    INVALID_ARGUMENT,
-                    f"Only one of parameters and parameters_json_schema may be set at '{where}'.",
-                )
-            schema = declaration.parameters_json_schema
-            if schema is not None and not isinstance(schema, dict):
-                return INVALID_ARGUMENT, f"parameters_json_schema at '{where}' must be an object."
-    return None

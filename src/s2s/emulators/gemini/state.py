@@ -39,6 +39,8 @@ class Reply:
 
     calls: list[behavior.ToolRequest] = field(default_factory=list)
     text: str = ""
+    #: The answer to tool results (not to the caller).
+    after_tools: bool = False
 
 
 @dataclass(slots=True)
@@ -68,12 +70,13 @@ class ModelState:
         if responses:
             names = {i.call_id: i.name for i in self.items if i.kind == "call"}
             return Reply(
+                after_tools=True,
                 text=behavior.reply_for_tool_outputs(
                     [
                         (names.get(r.call_id) or r.name or "unknown", _shown(r.output))
                         for r in responses
                     ]
-                )
+                ),
             )
         users = [i for i in tail if i.role == "user" and i.kind in ("text", "audio")]
         if not users:

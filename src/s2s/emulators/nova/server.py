@@ -16,9 +16,14 @@ errors are ``:message-type exception`` messages. A refused request gets an HTTP 
 ``x-amzn-errortype`` and a JSON ``{"message"}`` body before any stream starts, which the SDK
 raises as its typed exception.
 
+Models: ``amazon.nova-2-5-sonic`` and ``amazon.nova-2-sonic-v1:0`` are served; the retired
+``amazon.nova-sonic-v1:0`` is refused as Bedrock refuses a model past its end of life, any other
+id as Bedrock refuses an unknown one.
+
 Fault injection: :meth:`NovaEmulator.drop_connections` (TCP reset), :meth:`inject_exception`
 (an in-stream exception on every live stream), :meth:`refuse_next` (HTTP errors for the next
-requests) and ``options.event_delay_s``.
+requests: throttling, an exhausted quota, ...) and ``options.event_delay_s``. Both take
+production's wording for a type when no message is given (:data:`MESSAGES`).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from ...log import logger
 from ...providers.nova import wire
 from ..base import Emulator, apply_overrides
 from .eventstream import EventStreamError, MessageDecoder, decode, encode
+from .faults import EOL_REFUSAL, MESSAGES, STATUS, STREAM_EXCEPTIONS, message_for
 from .session import EmulatedStream, NovaEmulatorOptions, StreamFailure
 from .sigv4 import (
     DEFAULT_CREDENTIALS,
@@ -56,7 +62,7 @@ from .sigv4 import (
     verify_request,
 )
 
-__all__ = ["NovaEmulator"]
+__all__ = ["MESSAGES", "NovaEmulator"]
 
 log = logger.getChild("emulator.nova")
 
@@ -70,21 +76,6 @@ _WAKE_EVENTS = (
     h2.events.ConnectionTerminated,
 )
 _ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
-_STATUS = {
-    "AccessDeniedException": 403,
-    "UnrecognizedClientException": 403,
-    "InvalidSignatureException": 403,
-    "IncompleteSignatureException": 403,
-    "MissingAuthenticationTokenException": 403,
-    "ValidationException": 400,
-    "ResourceNotFoundException": 404,
-    "UnknownOperationException": 404,
-    "ThrottlingException": 429,
-    "ServiceQuotaExceededException": 429,
-    "ModelNotReadyException": 429,
-    "InternalServerException": 500,
-    "ServiceUnavailableException": 503,
-}
 
 
 @dataclass(slots=True)
@@ -97,7 +88,7 @@ class _Refusal:
 class _Refused(Exception):
     def __init__(self, error_type: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.refusal = _Refusal(error_type, message, status or _STATUS.get(error_type, 400))
+        self.refusal = _Refusal(error_type, message, status or STATUS.get(error_type, 400))
 
 
 @dataclass(eq=False, slots=True)
@@ -191,11 +182,17 @@ class NovaEmulator(Emulator):
             connection.abort()
         return len(connections)
 
-    async def inject_exception(self, kind: str, message: str) -> int:
-        """End every live stream with an in-stream exception (``throttlingException``, ...)."""
+    async def inject_exception(self, kind: str, message: str | None = None) -> int:
+        """End every live stream with an in-stream exception (``throttlingException``, ...).
+
+        A member of the stream's error union goes out as ``:message-type exception``; any other
+        type (``serviceQuotaExceededException``, ``modelNotReadyException``) as an unmodelled
+        ``:message-type error``, the only way the service can send it to a modelled client.
+        """
+        text = message_for(kind[:1].upper() + kind[1:], message)
         streams = list(self._live.values())
         for stream in streams:
-            await stream.connection.fail(stream, StreamFailure(kind, message))
+            await stream.connection.fail(stream, StreamFailure(kind, text))
         return len(streams)
 
     def refuse_next(
@@ -203,11 +200,13 @@ class NovaEmulator(Emulator):
         count: int = 1,
         *,
         error_type: str = "ThrottlingException",
-        message: str = "Too many requests, please wait before trying again.",
+        message: str | None = None,
         status: int | None = None,
     ) -> None:
-        """Answer the next ``count`` requests with an HTTP error instead of a stream."""
-        refusal = _Refusal(error_type, message, status or _STATUS.get(error_type, 400))
+        """Answer the next ``count`` requests with an HTTP error instead of a stream
+        (``ServiceQuotaExceededException`` for an exhausted quota, ...)."""
+        text = message_for(error_type, message)
+        refusal = _Refusal(error_type, text, status or STATUS.get(error_type, 400))
         self._refuse.extend([refusal] * count)
 
     # -- connections ---------------------------------------------------------------------------
@@ -258,6 +257,8 @@ class NovaEmulator(Emulator):
                 f"x-amz-content-sha256 must be {STREAMING_PAYLOAD} for an event stream",
             )
         model = unquote(path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)])
+        if model in wire.RETIRED_MODELS:
+            raise _Refused(*EOL_REFUSAL)
         if model not in wire.MODELS:
             raise _Refused("ValidationException", "The provided model identifier is invalid.")
         if self._refuse:
@@ -441,11 +442,11 @@ class _Connection:
         """End ``stream`` with an in-stream exception (or unmodelled error) message."""
         if stream.finished:
             return
-        if failure.kind[:1].isupper():  # not a modelled stream member: an unmodelled error
+        if failure.kind not in STREAM_EXCEPTIONS:  # an unmodelled error
             message = encode(
                 {
                     ":message-type": "error",
-                    ":error-code": failure.kind,
+                    ":error-code": failure.kind[:1].upper() + failure.kind[1:],
                     ":error-message": failure.message,
                 }
             )

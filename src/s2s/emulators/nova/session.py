@@ -210,9 +210,7 @@ class EmulatedStream:
         if self._phase != "sessionStart":
             raise self._invalid("Duplicate sessionStart. A session can only be started once.")
         assert isinstance(body, wire.SessionStart)
-        if body.turnDetectionConfiguration is not None:
-            if self.model == "amazon.nova-sonic-v1:0":
-                raise self._invalid("turnDetectionConfiguration is not supported by this model")
+        if body.turnDetectionConfiguration is not None:  # every served model takes it
             self._silence_ms = ENDPOINTING_MS[
                 body.turnDetectionConfiguration.endpointingSensitivity
             ]

@@ -107,5 +107,7 @@ class SessionBase(ABC):
         """:mod:`.tool_calls`: emit one function call item; returns its wire shape."""
 
     @abstractmethod
-    async def _emit_message(self, response: _Response, text: str, modalities: list[str]) -> _Item:
-        """:mod:`.output`: stream one assistant message item."""
+    async def _emit_messages(
+        self, response: _Response, parts: list[tuple[str, str | None]], modalities: list[str]
+    ) -> list[_Item]:
+        """:mod:`.output`: stream assistant message items, one per ``(text, phase)``."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..serve import add_common_arguments, add_speed_arguments, serve_until_stopped
+from .failures import RESPONSE_FAILURES
 from .server import OpenAIEmulator
 
 __all__ = ["KEY_VARIABLES", "add_parser", "local_settings"]
@@ -36,6 +37,22 @@ def add_parser(which: Any) -> None:
         metavar="SECONDS",
         help="session time limit before session_expired (default 3600)",
     )
+    parser.add_argument(
+        "--preamble",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="answer in two items, a spoken preamble then the answer "
+        "(auto: for gpt-realtime-2* models)",
+    )
+    parser.add_argument(
+        "--fail-responses",
+        choices=sorted(RESPONSE_FAILURES),
+        default=None,
+        metavar="CODE",
+        help="fail every response with this provider error after a good handshake "
+        "(quota, billing, account, model codes then close; rate limits fail one response): "
+        + ", ".join(sorted(RESPONSE_FAILURES)),
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,6 +64,8 @@ async def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         response_delay_s=args.response_delay,
         session_limit_s=args.session_limit,
+        preamble={"auto": None, "on": True, "off": False}[args.preamble],
+        fail_responses=args.fail_responses,
     ) as emulator:
         await serve_until_stopped(emulator.url)
     return 0

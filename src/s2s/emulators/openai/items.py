@@ -24,6 +24,8 @@ class _Item:
     arguments: str | None = None
     output: str | None = None
     status: str = "completed"
+    #: An assistant item's ``phase`` ("commentary" / "final_answer"), sent only when set.
+    phase: str | None = None
 
     def wire(self) -> dict[str, Any]:
         if self.type == "function_call":
@@ -64,4 +66,7 @@ class _Item:
             if self.audio
             else {"type": "output_text", "text": self.text}
         )
-        return ev.assistant_item(self.id, self.status, [part])
+        wire = ev.assistant_item(self.id, self.status, [part])
+        if self.phase is not None:
+            wire["phase"] = self.phase
+        return wire

@@ -21,6 +21,16 @@ class EmulatorOptions:
         record: keep every frame in and out (``frames_in`` / ``frames_out``) for inspection.
         timing: keep ``time.monotonic()`` of every audio append received (``append_times``) and
             every audio delta sent (``delta_times[item_id]``), for latency benchmarks.
+        preamble: answer in two assistant items, a spoken preamble then the answer, as
+            gpt-realtime-2 does; ``None`` (default): only for models starting ``gpt-realtime-2``.
+        preamble_text: what the preamble item says.
+        phase: give those items ``phase: "commentary"`` / ``"final_answer"`` (Azure documents
+            it; whether OpenAI sends it is unverified, so off by default).
+        fail_responses: fault injection: a provider error code (see
+            :data:`~.failures.RESPONSE_FAILURES`) every ``response.create`` fails with after a
+            successful handshake. Terminal codes (quota, billing, account, model) answer with an
+            ``error`` event and a failed ``response.done``, then close the connection; rate
+            limits fail one response (a failed ``response.done``) and the session goes on.
     """
 
     api_key: str | None = None
@@ -31,3 +41,11 @@ class EmulatorOptions:
     event_delay_s: float = 0.0
     record: bool = False
     timing: bool = False
+    preamble: bool | None = None
+    preamble_text: str = "Let me check that."
+    phase: bool = False
+    fail_responses: str | None = None
+
+    def preamble_for(self, model: str) -> bool:
+        """True when answers to ``model`` start with a preamble item."""
+        return model.startswith("gpt-realtime-2") if self.preamble is None else self.preamble

@@ -20,25 +20,60 @@ __all__ = ["OutputMixin"]
 class OutputMixin(SessionBase):
     """Assistant message output for :class:`~.session.EmulatedSession`."""
 
-    async def _emit_message(self, response: _Response, text: str, modalities: list[str]) -> _Item:
+    async def _emit_messages(
+        self, response: _Response, parts: list[tuple[str, str | None]], modalities: list[str]
+    ) -> list[_Item]:
+        """Stream one assistant message item per ``(text, phase)`` of ``parts``, in order.
+
+        Each item has its own ``output_index`` and events; its deltas arrive in playback order.
+        The items' ``…done`` events come in a burst after the last item's deltas (as
+        gpt-realtime-2 sends them), so for one item the order is the usual one. A cancel stops
+        the item streaming and starts no further ones.
+        """
         audio_out = "audio" in modalities
+        started: list[tuple[_Item, dict[str, Any], str | None]] = []
+        for index, (text, phase) in enumerate(parts):
+            if response.cancel.is_set():
+                break
+            item, common, previous = await self._begin_message(response, index, audio_out, phase)
+            started.append((item, common, previous))
+            words = [w + " " for w in text.split(" ")]
+            words[-1] = words[-1].rstrip()
+            if audio_out:
+                await self._stream_audio(response, item, text, words, common)
+            else:
+                await self._stream_text(response, item, words, common)
+            item.status = "incomplete" if response.cancel.is_set() else "completed"
+        for item, common, previous in started:
+            await self._finish_message(response, item, common, previous, audio_out)
+        return [item for item, _, _ in started]
+
+    async def _begin_message(
+        self, response: _Response, index: int, audio_out: bool, phase: str | None
+    ) -> tuple[_Item, dict[str, Any], str | None]:
         item = _Item(
             id=self.ids.new("item"),
             type="message",
             role="assistant",
             audio=audio_out,
             status="in_progress",
+            phase=phase,
         )
         previous = self.items[-1].id if self.items else None
         self.items.append(item)
         common = {
             "response_id": response.id,
             "item_id": item.id,
-            "output_index": 0,
+            "output_index": index,
             "content_index": 0,
         }
         empty = _Item(
-            id=item.id, type="message", role="assistant", audio=audio_out, status="in_progress"
+            id=item.id,
+            type="message",
+            role="assistant",
+            audio=audio_out,
+            status="in_progress",
+            phase=phase,
         ).wire()
         empty["content"] = []
         await self.send(
@@ -46,7 +81,7 @@ class OutputMixin(SessionBase):
                 "type": "response.output_item.added",
                 "event_id": self.ids.event(),
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": index,
                 "item": empty,
             }
         )
@@ -69,26 +104,33 @@ class OutputMixin(SessionBase):
                 "part": part,
             }
         )
-        words = [w + " " for w in text.split(" ")]
-        words[-1] = words[-1].rstrip()
-        if audio_out:
-            await self._stream_audio(response, item, text, words, common)
-        else:
-            for word in words:
-                if response.cancel.is_set():
-                    break
-                item.text += word
-                await self.send(
-                    {
-                        "type": "response.output_text.delta",
-                        "event_id": self.ids.event(),
-                        **common,
-                        "delta": word,
-                    }
-                )
-        cancelled = response.cancel.is_set()
-        item.status = "incomplete" if cancelled else "completed"
-        if not cancelled:
+        return item, common, previous
+
+    async def _stream_text(
+        self, response: _Response, item: _Item, words: list[str], common: dict[str, Any]
+    ) -> None:
+        for word in words:
+            if response.cancel.is_set():
+                break
+            item.text += word
+            await self.send(
+                {
+                    "type": "response.output_text.delta",
+                    "event_id": self.ids.event(),
+                    **common,
+                    "delta": word,
+                }
+            )
+
+    async def _finish_message(
+        self,
+        response: _Response,
+        item: _Item,
+        common: dict[str, Any],
+        previous: str | None,
+        audio_out: bool,
+    ) -> None:
+        if item.status == "completed":
             if audio_out:
                 await self.send(
                     {"type": "response.output_audio.done", "event_id": self.ids.event(), **common}
@@ -136,11 +178,10 @@ class OutputMixin(SessionBase):
                 "type": "response.output_item.done",
                 "event_id": self.ids.event(),
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": common["output_index"],
                 "item": item.wire(),
             }
         )
-        return item
 
     async def _stream_audio(
         self, response: _Response, item: _Item, text: str, words: list[str], common: dict[str, Any]

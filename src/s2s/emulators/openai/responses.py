@@ -9,6 +9,7 @@ from typing import Any
 from .. import behavior
 from . import events as ev
 from .base import SessionBase
+from .failures import ResponseFailure, failure_for
 
 __all__ = ["ResponsesMixin"]
 
@@ -120,6 +121,10 @@ class ResponsesMixin(SessionBase):
                 await asyncio.wait_for(response.cancel.wait(), self.options.response_delay_s)
         except TimeoutError:
             pass
+        if self.options.fail_responses is not None:
+            failure = failure_for(self.options.fail_responses)
+            await self._fail(response, failure, modalities, voice, output_format)
+            return
         calls, text = self._plan()
         output: list[dict[str, Any]] = []
         status = "completed"
@@ -127,8 +132,9 @@ class ResponsesMixin(SessionBase):
             for index, request in enumerate(calls):
                 output.append(await self._emit_call(response, index, request))
         elif not response.cancel.is_set():
-            item = await self._emit_message(response, text, modalities)
-            output.append(item.wire())
+            items = await self._emit_messages(response, self._parts(text), modalities)
+            output.extend(item.wire() for item in items)
+            text = " ".join(item.text for item in items)
         if response.cancel.is_set():
             status = "cancelled"
         prompt_chars = sum(len(i.text) for i in self.items)
@@ -161,3 +167,42 @@ class ResponsesMixin(SessionBase):
                 "rate_limits": ev.rate_limits(400000 - spoken - prompt_chars),
             }
         )
+
+    def _parts(self, text: str) -> list[tuple[str, str | None]]:
+        """The items an answer is spoken in: a preamble first for gpt-realtime-2 models."""
+        if not self.options.preamble_for(self.model):
+            return [(text, None)]
+        phase = self.options.phase
+        return [
+            (self.options.preamble_text, "commentary" if phase else None),
+            (text, "final_answer" if phase else None),
+        ]
+
+    async def _fail(
+        self,
+        response: _Response,
+        failure: ResponseFailure,
+        modalities: list[str],
+        voice: str,
+        output_format: dict[str, Any] | None,
+    ) -> None:
+        """Fail ``response`` as production does for ``failure`` (see :mod:`.failures`)."""
+        if failure.terminal:
+            await self.error(failure.code, failure.message, type=failure.type)
+        else:
+            self.options.fail_responses = None  # a rate limit fails one response
+        details = {"type": "failed", "error": {"type": failure.type, "code": failure.code}}
+        done = ev.response_object(
+            response.id,
+            self.conversation_id,
+            "failed",
+            [],
+            modalities,
+            voice,
+            status_details=details,
+            audio_format=output_format,
+        )
+        self._response = None
+        await self.send({"type": "response.done", "event_id": self.ids.event(), "response": done})
+        if failure.terminal:
+            await self._close(failure.close_code, f"{failure.type}.{failure.code}")

@@ -11,8 +11,13 @@ key gets an ``error`` event and close 3000, the beta header or a missing/unknown
 ``error`` and close 4000, each with the close reason ``"<type>.<code>"``.
 
 Fault injection: :meth:`drop_connections` (TCP reset, no close frame), :meth:`inject_error`,
-:meth:`refuse_next` (close the next connections right after the upgrade) and
-``options.event_delay_s`` (latency on every server event).
+:meth:`refuse_next` (close the next connections right after the upgrade),
+``options.event_delay_s`` (latency on every server event) and ``options.fail_responses`` (an
+account out of quota, deactivated or without the model: a good handshake, then every response
+fails and the server closes; see :mod:`.failures`).
+
+``gpt-realtime-2*`` models answer in two assistant items, a short spoken preamble and then the
+answer (``options.preamble``), as production does.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """Validate client events the way the GA server does, with its error codes and messages.
 
 ``validate(message)`` returns the parsed pydantic model, or an ``(code, message, param)`` triple
-for the ``error`` event. Codes and message shapes follow production: ``invalid_json``,
-``invalid_value`` (unknown event type, bad enum), ``unknown_parameter``,
-``missing_required_parameter``, ``invalid_type``, ``integer_below_min_value`` /
+for the ``error`` event; :func:`validate_frame` does the same against any table of event models
+(the GPT-Live emulator's, which words its errors the same way). Codes and message shapes follow
+production: ``invalid_json``, ``invalid_value`` (unknown event type, bad enum),
+``unknown_parameter``, ``missing_required_parameter``, ``invalid_type``, ``integer_below_min_value`` /
 ``integer_above_max_value`` (and the ``decimal_`` forms).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from ...providers.openai_realtime.schema import CLIENT_EVENT_MODELS
 from .events import VALID_CLIENT_TYPES
 
-__all__ = ["ValidationFailure", "validate"]
+__all__ = ["ValidationFailure", "validate", "validate_frame"]
 
 ValidationFailure = tuple[str, str, str | None]
 
@@ -129,7 +131,15 @@ def _failure(error: dict[str, Any], data: dict[str, Any]) -> ValidationFailure:
 
 
 def validate(raw: str) -> BaseModel | ValidationFailure:
-    """Parse and validate one client text frame."""
+    """Parse and validate one Realtime client text frame."""
+    return validate_frame(raw, CLIENT_EVENT_MODELS, VALID_CLIENT_TYPES)
+
+
+def validate_frame(
+    raw: str, models: Mapping[str, type[BaseModel]], supported: str
+) -> BaseModel | ValidationFailure:
+    """Parse one client text frame and validate it with ``models[frame["type"]]``;
+    ``supported`` lists the valid types for the error about an unknown one."""
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -139,11 +149,11 @@ def validate(raw: str) -> BaseModel | ValidationFailure:
     kind = data.get("type")
     if not isinstance(kind, str):
         return "missing_required_parameter", "Missing required parameter: 'type'.", "type"
-    model = CLIENT_EVENT_MODELS.get(kind)
+    model = models.get(kind)
     if model is None:
         return (
             "invalid_value",
-            f"Invalid value: '{kind}'. Supported values are: {VALID_CLIENT_TYPES}.",
+            f"Invalid value: '{kind}'. Supported values are: {supported}.",
             "type",
         )
     try:

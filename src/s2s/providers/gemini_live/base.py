@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...conversation import Conversation, FunctionOutput, HistoryItem, Message
-from ...errors import SessionClosedError
 from ...protocol import ProviderProtocol
+from ..shared import check_open
 from .resumption import Ledger, Plan
 from .settings import GeminiSettings
 
 if TYPE_CHECKING:
-    from .tools import _Call
+    from ..shared import ToolLedger
     from .turns import _Turn
 
 __all__ = ["ProtocolBase", "State"]
@@ -47,6 +47,7 @@ class ProtocolBase(ProviderProtocol):
     ledger: Ledger
     _plan: Plan | None
     _carried_audio: bytes
+    _foreign_audio: bytes  # another provider's pending audio, sent once set up
     _covered_audio: bytes
     _on_handle_refused: Callable[[str], None] | None
     _tag: str
@@ -54,9 +55,10 @@ class ProtocolBase(ProviderProtocol):
     _queued: list[tuple[str, Any]]
     _turn: _Turn | None
     _last_response_id: str | None
-    _calls: dict[str, _Call]
+    #: Open tool calls; a *carried* one (the new connection's model never saw it) is held and
+    #: replayed together with its result.
+    tools: ToolLedger
     _held: list[HistoryItem]
-    _cancelled: set[str]
     _assistant_item: str | None
     _assistant_text: str
     _user_item: str | None
@@ -83,8 +85,7 @@ class ProtocolBase(ProviderProtocol):
         return index
 
     def _check_open(self, what: str) -> None:
-        if self.state is State.CLOSED:
-            raise SessionClosedError(f"{what}: the connection is closed")
+        check_open(self.state is State.CLOSED, self.provider, what)
 
     # -- implemented by the other parts ----------------------------------------------------------
 

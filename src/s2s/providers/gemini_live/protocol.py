@@ -37,6 +37,7 @@ from ...config import Config
 from ...conversation import Conversation, HistoryItem, Message
 from ...errors import (
     InvalidRequestError,
+    ModelUnavailableError,
     ProviderConnectionError,
     ProviderProtocolError,
     S2SError,
@@ -44,13 +45,14 @@ from ...errors import (
 from ...events import EventType, Role, SessionEvent, Usage
 from ...log import logger
 from ...protocol import Continuation
+from ..shared import ToolLedger
 from . import wire
 from .base import State, _dict
 from .closes import close_error
 from .replay import ReplayMixin
 from .resumption import Ledger, Plan, Record, item_key, plan
 from .settings import PROVIDER, GeminiSettings
-from .tools import ToolsMixin, _Call
+from .tools import ToolsMixin
 from .turns import TurnsMixin, _Turn
 
 __all__ = ["GeminiLiveProtocol", "State"]
@@ -83,6 +85,10 @@ class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
         self.ledger = Ledger(handle=handle if isinstance(handle, str) and handle else None)
         self._plan: Plan | None = plan(self.conversation, carried) if continuation else None
         self._carried_audio = continuation.pending_audio if continuation else b""
+        # Another provider's continuation (a failover) says nothing of what its audio covers:
+        # all of it goes out as caller input once set up, before anything newer.
+        foreign = continuation is not None and "pending" not in continuation.state
+        self._foreign_audio = self._carried_audio if foreign else b""
         covered_audio = carried.get("covered_audio", b"")
         self._covered_audio = covered_audio if isinstance(covered_audio, bytes) else b""
         self._on_handle_refused = on_handle_refused
@@ -91,9 +97,10 @@ class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
         self._queued: list[tuple[str, Any]] = []
         self._turn: _Turn | None = None
         self._last_response_id: str | None = None
-        self._calls: dict[str, _Call] = {}
+        self.tools = ToolLedger(
+            PROVIDER, self.conversation, cancelled=(str(i) for i in carried.get("cancelled") or [])
+        )
         self._held: list[HistoryItem] = []
-        self._cancelled: set[str] = {str(i) for i in carried.get("cancelled") or []}
         self._assistant_item: str | None = None
         self._assistant_text = ""
         self._user_item: str | None = None
@@ -121,7 +128,7 @@ class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
             self._turn is None
             and not self._awaiting_answer
             and not self._held
-            and not any(not call.answered for call in self._calls.values())
+            and not self.tools.waiting
         )
 
     @property
@@ -154,9 +161,14 @@ class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
         self.state = State.CLOSED
         if was_closing and code in (1000, None):
             return None
-        error = close_error(code, reason)
+        error = close_error(code, reason, after_go_away=self._go_away_at is not None)
         handle = self.ledger.handle
-        if setting_up and handle and isinstance(error, InvalidRequestError):
+        if (
+            setting_up
+            and handle
+            and isinstance(error, InvalidRequestError)
+            and not isinstance(error, ModelUnavailableError)
+        ):
             # The server refused to resume (an expired or unknown handle): continue without it,
             # replaying the history instead.
             if self._on_handle_refused is not None:
@@ -181,7 +193,9 @@ class GeminiLiveProtocol(TurnsMixin, ToolsMixin, ReplayMixin):
         if self._user_item is not None and self._user_open:
             drop.append(self._user_item)  # its audio is sent again instead
         conversation, audio, state = self.ledger.carry(self.conversation, drop)
-        state["cancelled"] = sorted(self._cancelled)
+        if reason == "failover":  # another provider has no handle: it needs the whole open turn
+            audio = b"".join(r.audio for r in self.ledger.pending if r.kind == "audio")
+        state["cancelled"] = self.tools.cancelled
         state["activity_open"] = self._activity_open
         return Continuation(conversation, audio, state, reason)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from ...conversation import FunctionCall, FunctionOutput, HistoryItem, Message
 from ...events import Role
+from ..shared import result_object
 from . import wire
 from .base import ProtocolBase, State, _dict
 from .resumption import COVERED, Plan, Record, item_key, owes_answer
-from .tools import _Call
 
 __all__ = ["RESEND_CHUNK_BYTES", "ReplayMixin"]
 
@@ -30,12 +30,12 @@ class ReplayMixin(ProtocolBase):
     def _adopt(self, carried_plan: Plan, carried: dict[str, Any]) -> None:
         """Take over a previous connection's history: what is covered, open, held."""
         items = list(self.conversation)
-        answered = {i.call_id for i in items if isinstance(i, FunctionOutput)}
         for n in carried_plan.covered:
             self.ledger.keys[item_key(items[n])] = COVERED
             item = items[n]
-            if isinstance(item, FunctionCall) and item.call_id not in answered:
-                self._calls[item.call_id] = _Call(item.name)
+            call = self.tools.get(item.call_id) if isinstance(item, FunctionCall) else None
+            if call is not None:
+                call.carried = False  # the handle's server state has it: answer it directly
         self._held = [items[n] for n in carried_plan.held]
         if self.ledger.handle is not None:
             for entry in carried.get("pending") or []:
@@ -81,6 +81,9 @@ class ReplayMixin(ProtocolBase):
                 self._resend(entry, items, now)
             self._resend_audio(bytes(audio), now)
             self._release_held()
+        if self._foreign_audio:
+            self._resend_audio(self._foreign_audio, now)
+            self._foreign_audio = b""
         queued, self._queued = self._queued, []
         for op, value in queued:
             if op == "audio":
@@ -88,7 +91,7 @@ class ReplayMixin(ProtocolBase):
             elif op == "text":
                 self._send_text(value)
             elif op == "tool_result":
-                call = self._calls.get(value.call_id)
+                call = self.tools.get(value.call_id)
                 self._send_tool_output(value, call.name if call else "")
             else:
                 self.end_turn(now)
@@ -155,7 +158,7 @@ class ReplayMixin(ProtocolBase):
                     "functionResponse": wire.function_response(
                         item.call_id,
                         call.name if call else "",
-                        wire.result_payload(item.output, item.is_error),
+                        result_object(item.output, item.is_error),
                     )
                 }
             if turns and turns[-1]["role"] == role:

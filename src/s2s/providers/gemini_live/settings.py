@@ -2,7 +2,10 @@
 
 ``Config.model`` defaults to ``gemini-3.8-live``; ``Config.voice`` is a prebuilt voice (omitted:
 the model's default voice); ``Config.instructions`` become the system instruction; tools are
-declared as ``functionDeclarations`` with their JSON Schema in ``parametersJsonSchema``.
+declared as ``functionDeclarations`` with their JSON Schema in ``parametersJsonSchema`` and an
+explicit ``behavior``. What each model accepts (thinking, tool behaviour, scheduling) is in
+:mod:`.models`: a setting the model would refuse is a ConfigurationError here, and a retired
+model id is refused with its replacement named.
 
 ``Config.extra`` keys:
 
@@ -25,11 +28,18 @@ declared as ``functionDeclarations`` with their JSON Schema in ``parametersJsonS
 - ``language_code``: speech language, e.g. ``"en-US"``.
 - ``context_window_compression``: default true (sessions are then not capped at 15 minutes);
   ``compression_trigger_tokens`` / ``compression_target_tokens`` tune it.
-- ``proactive_audio``: ``True`` lets the model stay silent when not addressed.
+- ``proactive_audio``: ``True`` lets the model stay silent when not addressed; needs
+  ``api_version="v1alpha"`` (other versions close 1007 on the ``proactivity`` field). The 3.8
+  models are always proactive and refuse ``False``.
 - ``temperature``, ``max_output_tokens``.
+- ``thinking_level``: ``"minimal"``, ``"low"``, ``"medium"`` or ``"high"`` where the model takes
+  one (``gemini-3.8-live-extended-thinking`` requires one: LOW unless given; MINIMAL is refused;
+  ``gemini-3.8-live`` takes none). ``thinking_budget``: tokens, on models that take a budget.
 - ``non_blocking_tools``: tool names the model may keep talking over (``NON_BLOCKING``); a list,
   or ``{name: scheduling}`` with scheduling ``"when_idle"`` (default), ``"interrupt"`` or
-  ``"silent"`` for how the model reports the result.
+  ``"silent"`` for how the model reports the result. On ``gemini-3.8-live-extended-thinking``
+  every tool is NON_BLOCKING and results carry no scheduling (only ``when_idle`` is allowed);
+  ``gemini-3.1-flash-live-preview`` does not honour NON_BLOCKING, so it is refused there.
 - ``session_resumption``: request resumption handles (default true) so a call continues on a new
   connection with the server's state; without them the history is replayed.
 - ``transparent_resumption``: ask for ``lastConsumedClientMessageIndex`` (``transparent``,
@@ -50,6 +60,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ...config import Config
 from ...errors import ConfigurationError, MissingCredentialsError
+from .models import LEVELS, RETIRED, ClientRules, rules_for
 from .wire import API_VERSIONS, PATH, VOICES
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "GeminiSettings", "resolve"]
@@ -82,6 +93,8 @@ EXTRA_KEYS = frozenset(
         "proactive_audio",
         "temperature",
         "max_output_tokens",
+        "thinking_level",
+        "thinking_budget",
         "non_blocking_tools",
         "session_resumption",
         "transparent_resumption",
@@ -115,10 +128,13 @@ class GeminiSettings:
     generation_config: dict[str, Any]
     compression: dict[str, Any] | None
     proactive_audio: bool | None
-    non_blocking: Mapping[str, str] = field(default_factory=dict)
+    #: NON_BLOCKING tools -> ``scheduling`` of their results (None: the field is not sent).
+    non_blocking: Mapping[str, str | None] = field(default_factory=dict)
     session_resumption: bool = True
     transparent_resumption: bool = True
     go_away_margin_s: float = 5.0
+    #: The model reports ``interactionStatus`` (a turn ends at IDLE, not at ``turnComplete``).
+    interaction_status: bool = False
 
     def setup(self, handle: str | None = None) -> dict[str, Any]:
         """The ``setup`` message (camelCase), resuming ``handle`` if given."""
@@ -152,6 +168,10 @@ class GeminiSettings:
     def scheduling(self, tool_name: str) -> str | None:
         """``FunctionResponse.scheduling`` for a result of ``tool_name`` (NON_BLOCKING only)."""
         return self.non_blocking.get(tool_name)
+
+    def blocking(self, tool_name: str) -> bool:
+        """True when the model's turn waits for ``tool_name``'s result."""
+        return tool_name not in self.non_blocking
 
 
 def _error(message: str) -> ConfigurationError:
@@ -224,7 +244,10 @@ def _realtime_input_config(extra: Mapping[str, Any]) -> tuple[dict[str, Any], bo
     return config, manual, handling != "NO_INTERRUPTION"
 
 
-def _non_blocking(extra: Mapping[str, Any], declared: set[str]) -> dict[str, str]:
+def _non_blocking(
+    extra: Mapping[str, Any], declared: set[str], model: str, rules: ClientRules
+) -> dict[str, str | None]:
+    """NON_BLOCKING tools and the ``scheduling`` their results carry, as ``model`` takes them."""
     value = extra.get("non_blocking_tools") or {}
     if isinstance(value, (list, tuple, set, frozenset)):
         value = dict.fromkeys(value, "when_idle")
@@ -240,7 +263,71 @@ def _non_blocking(extra: Mapping[str, Any], declared: set[str]) -> dict[str, str
                 f"{', '.join(sorted(_SCHEDULING))}"
             )
         out[name] = _SCHEDULING[scheduling]
-    return out
+    if out and not rules.non_blocking:
+        raise _error(
+            f"{model} does not honour NON_BLOCKING tools (it waits for every result); "
+            "drop non_blocking_tools or use gemini-3.8-live"
+        )
+    if rules.blocking:
+        return dict(out) if rules.scheduling else dict.fromkeys(out)
+    refused = sorted(n for n, s in out.items() if s != "WHEN_IDLE")
+    if refused:
+        raise _error(
+            f"{model} takes no result scheduling (results are spoken when the model is idle); "
+            f"non_blocking_tools gives one for {', '.join(refused)}"
+        )
+    return dict.fromkeys(declared)  # every tool runs in the background, no scheduling sent
+
+
+def _proactive(
+    extra: Mapping[str, Any], model: str, version: str, rules: ClientRules
+) -> bool | None:
+    value = _flag(extra, "proactive_audio", None)
+    if value is None:
+        return None
+    if version != "v1alpha":
+        raise _error("proactive_audio needs api_version='v1alpha' (other versions refuse it)")
+    if value is False and rules.always_proactive:
+        raise _error(f"{model} is always proactive; proactive_audio=False is refused")
+    return value
+
+
+def _model(config: Config) -> str:
+    model = (config.model or DEFAULT_MODEL).removeprefix("models/")
+    replacement = RETIRED.get(model)
+    if replacement is not None:
+        raise _error(f"model {model!r} was retired; use {replacement!r}")
+    return model
+
+
+def _thinking(extra: Mapping[str, Any], model: str, rules: ClientRules) -> dict[str, Any] | None:
+    """``generationConfig.thinkingConfig`` as ``model`` takes it, or None."""
+    thinking: dict[str, Any] = {}
+    level = extra.get("thinking_level")
+    if level is not None:
+        if not isinstance(level, str) or level.upper() not in LEVELS:
+            raise _error(
+                f"thinking_level {level!r} must be one of {', '.join(x.lower() for x in LEVELS)}"
+            )
+        level = level.upper()
+        if not rules.thinking_levels:
+            raise _error(f"{model} takes no thinking_level; leave it out")
+        if level not in rules.thinking_levels:
+            accepted = ", ".join(x.lower() for x in rules.thinking_levels)
+            raise _error(
+                f"{model} does not accept thinking_level {level.lower()!r}; use {accepted}"
+            )
+    level = level or rules.default_level
+    if level is not None:
+        thinking["thinkingLevel"] = level
+    budget = extra.get("thinking_budget")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < -1:
+            raise _error(f"thinking_budget {budget!r} must be a whole number of tokens (-1: auto)")
+        if not rules.thinking_budget:
+            raise _error(f"{model} takes no thinking_budget; leave it out")
+        thinking["thinkingBudget"] = budget
+    return thinking or None
 
 
 def _api_key(extra: Mapping[str, Any], env: Mapping[str, str]) -> str:
@@ -272,9 +359,8 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> GeminiS
     if ca_file is not None and (not isinstance(ca_file, str) or not os.path.isfile(ca_file)):
         raise _error(f"ca_file {ca_file!r} is not a readable file")
 
-    model = config.model or DEFAULT_MODEL
-    if model.startswith("models/"):
-        model = model.removeprefix("models/")
+    model = _model(config)
+    rules = rules_for(model)
     voice = config.voice
     if voice is not None and voice not in VOICES:
         raise _error(f"unknown voice {voice!r}; prebuilt voices: {', '.join(sorted(VOICES))}")
@@ -293,6 +379,8 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> GeminiS
         generation["temperature"] = temperature
     if (max_tokens := _number(extra, "max_output_tokens", 1, 1_000_000)) is not None:
         generation["maxOutputTokens"] = int(max_tokens)
+    if (thinking := _thinking(extra, model, rules)) is not None:
+        generation["thinkingConfig"] = thinking
 
     compression: dict[str, Any] | None = None
     if _flag(extra, "context_window_compression", True):
@@ -305,7 +393,7 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> GeminiS
 
     realtime_config, manual, interrupts = _realtime_input_config(extra)
     declared = {t.name for t in config.tools}
-    non_blocking = _non_blocking(extra, declared)
+    non_blocking = _non_blocking(extra, declared, model, rules)
     tools = tuple(
         {
             "name": t.name,
@@ -332,9 +420,10 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> GeminiS
         output_transcription=bool(_flag(extra, "output_transcription", True)),
         generation_config=generation,
         compression=compression,
-        proactive_audio=_flag(extra, "proactive_audio", None),
+        proactive_audio=_proactive(extra, model, version, rules),
         non_blocking=non_blocking,
         session_resumption=bool(_flag(extra, "session_resumption", True)),
         transparent_resumption=bool(_flag(extra, "transparent_resumption", True)),
         go_away_margin_s=5.0 if margin is None else margin,
+        interaction_status=rules.interaction_status,
     )

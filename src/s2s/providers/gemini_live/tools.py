@@ -9,13 +9,12 @@ a call the resumption handle predates is held until every such call is answered 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from ...config import ToolCall, ToolResult
 from ...conversation import FunctionCall, FunctionOutput
-from ...errors import InvalidInputError
 from ...events import EventType, SessionEvent
+from ..shared import result_object
 from . import wire
 from .base import ProtocolBase, State, _dict
 from .resumption import Record, item_key
@@ -23,40 +22,17 @@ from .resumption import Record, item_key
 __all__ = ["ToolsMixin"]
 
 
-@dataclass(slots=True)
-class _Call:
-    name: str
-    answered: bool = False
-
-
 class ToolsMixin(ProtocolBase):
     """Tool calls and their results for :class:`~.protocol.GeminiLiveProtocol`."""
 
     def send_tool_result(self, result: ToolResult, now: float) -> None:
         self._check_open("send_tool_result")
-        call_id = result.call_id
-        if call_id in self._cancelled:
-            raise InvalidInputError(
-                f"tool call {call_id!r} was cancelled by the provider (toolCallCancellation); "
-                "its result is not sent"
-            )
-        held = {i.call_id: i for i in self._held if isinstance(i, FunctionCall)}
-        call = self._calls.get(call_id)
-        if call is None and call_id not in held:
-            known = ", ".join(sorted([*self._calls, *held])) or "none"
-            raise InvalidInputError(
-                f"no tool call {call_id!r} in this session (open calls: {known})"
-            )
-        answered = {i.call_id for i in self.conversation if isinstance(i, FunctionOutput)}
-        if (call is not None and call.answered) or call_id in answered:
-            raise InvalidInputError(f"tool call {call_id!r} was already answered")
-        output = FunctionOutput(call_id, result.content, result.is_error)
-        self.conversation.append(output)
-        if call is None:
+        call = self.tools.answer(result)  # refuses cancelled, unknown and answered calls
+        output = FunctionOutput(result.call_id, result.content, result.is_error)
+        if call.carried:  # this connection's model never saw the call: replayed with its result
             self._held.append(output)
             self._release_held()
             return
-        call.answered = True
         if self.state is not State.READY:
             self._queued.append(("tool_result", output))
             return
@@ -67,7 +43,7 @@ class ToolsMixin(ProtocolBase):
         response = wire.function_response(
             output.call_id,
             name,
-            wire.result_payload(output.output, output.is_error),
+            result_object(output.output, output.is_error),
             scheduling,
         )
         index = self._send_frame(wire.tool_response([response]))
@@ -86,12 +62,11 @@ class ToolsMixin(ProtocolBase):
             call = _dict(raw)
             call_id = call.get("id") or self._new_id("call")
             name = str(call.get("name") or "")
-            if call_id in self._calls or self.conversation.find_call(call_id) is not None:
-                continue
             arguments = json.dumps(_dict(call.get("args")))
+            if self.tools.open(ToolCall(call_id, name, arguments)) is None:
+                continue  # seen before
             self.conversation.append(FunctionCall(call_id, name, arguments, call_id))
             self.ledger.mark_received(call_id)
-            self._calls[call_id] = _Call(name)
             turn.calls.append(call_id)
             self._emit(
                 SessionEvent(
@@ -105,11 +80,8 @@ class ToolsMixin(ProtocolBase):
 
     def _tool_call_cancellation(self, cancellation: dict[str, Any], now: float) -> None:
         ids = tuple(str(i) for i in cancellation.get("ids") or [])
-        for call_id in ids:
-            call = self._calls.pop(call_id, None)
-            if call is not None and not call.answered:
-                self._cancelled.add(call_id)
-                self.conversation.remove(call_id)
+        for call in self.tools.cancel(ids):
+            self.conversation.remove(call.id)
         if ids:
             self._emit(SessionEvent(EventType.TOOL_CALL_CANCELLED, call_ids=ids, at=now))
         self._maybe_rotate()

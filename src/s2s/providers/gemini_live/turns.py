@@ -2,9 +2,13 @@
 
 A turn runs from the model's first output to ``turnComplete``. Its audio, text and output
 transcription become AUDIO_OUTPUT / TEXT_OUTPUT / TRANSCRIPT events on one assistant item; the
-caller's input transcription builds the user item. Barge-in (``interrupted``), a client
-:meth:`interrupt` and the call leaving the connection mid-turn cut the turn: INTERRUPTED tells the
-application to flush, and later output of the cut turn is dropped.
+caller's input transcription builds the user item. On models that report ``interactionStatus``
+(extended thinking) a ``turnComplete`` while the status is IN_PROGRESS closes only a spoken chunk
+(its transcript is final, the turn goes on) and the turn ends at IDLE (or the deprecated
+REQUIRES_ACTION); without the field ``turnComplete`` ends the turn. Barge-in
+(``interrupted``), a client :meth:`interrupt` and the call leaving the connection mid-turn cut
+the turn: INTERRUPTED tells the application to flush, and later output of the cut turn is
+dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ class _Turn:
     response_id: str
     cut: bool = False  # interrupted: later output is dropped
     calls: list[str] = field(default_factory=list)
+    #: ``interactionStatus`` IN_PROGRESS: background work goes on, ``turnComplete`` closes only
+    #: a spoken chunk.
+    in_progress: bool = False
+    #: A ``turnComplete`` arrived while in progress: the turn ends at IDLE.
+    held: bool = False
 
 
 def _b64decode(data: object) -> bytes:
@@ -111,8 +120,19 @@ class TurnsMixin(ProtocolBase):
             self._interrupted(now)
         if content.get("generationComplete") and self._turn is not None:
             self._close_assistant(final=not self._turn.cut)
+        status = content.get("interactionStatus")
+        if status == "IN_PROGRESS" and (self._turn is not None or content.get("turnComplete")):
+            self._begin_turn(now).in_progress = True
+        elif status in ("IDLE", "REQUIRES_ACTION") and self._turn is not None:
+            self._turn.in_progress = False  # REQUIRES_ACTION: the deprecated name of IDLE
+        current = self._turn
         if content.get("turnComplete"):
-            self._turn_complete(content, now)
+            if current is not None and current.in_progress and not current.cut:
+                self._chunk_complete(current, now)
+            else:
+                self._turn_complete(content, now)
+        elif current is not None and current.held and not current.in_progress:
+            self._turn_complete(content, now)  # IDLE after a held turnComplete
 
     def _model_part(self, part: dict[str, Any], now: float) -> None:
         inline = _dict(part.get("inlineData"))
@@ -211,6 +231,14 @@ class TurnsMixin(ProtocolBase):
             )
         )
 
+    def _chunk_complete(self, turn: _Turn, now: float) -> None:
+        """``turnComplete`` while the interaction is IN_PROGRESS: one spoken chunk (a filler)
+        is complete; the turn goes on until ``interactionStatus`` IDLE."""
+        turn.held = True
+        self._finish_user_transcript(now)
+        self._close_assistant(final=True)
+        self._user_item = None
+
     def _turn_complete(self, content: dict[str, Any], now: float) -> None:
         turn = self._begin_turn(now)
         self._finish_user_transcript(now)
@@ -219,6 +247,8 @@ class TurnsMixin(ProtocolBase):
         data: dict[str, Any] = {}
         if content.get("turnCompleteReason"):
             data["turn_complete_reason"] = content["turnCompleteReason"]
+        if content.get("interactionStatus"):
+            data["interaction_status"] = content["interactionStatus"]
         self._turn = None
         self._user_item = None
         self._emit(
@@ -231,9 +261,9 @@ class TurnsMixin(ProtocolBase):
     def _waits(self, turn: _Turn) -> bool:
         """The turn waits for BLOCKING calls' results (NON_BLOCKING ones run in the background)."""
         return any(
-            c in self._calls
-            and not self._calls[c].answered
-            and self.settings.scheduling(self._calls[c].name) is None
+            (call := self.tools.get(c)) is not None
+            and not call.answered
+            and self.settings.blocking(call.name)
             for c in turn.calls
         )
 

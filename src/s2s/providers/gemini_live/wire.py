@@ -28,7 +28,6 @@ __all__ = [
     "API_VERSIONS",
     "INPUT_MIME",
     "INPUT_RATE",
-    "LIVE_MODELS",
     "OUTPUT_MIME",
     "OUTPUT_RATE",
     "PATH",
@@ -47,18 +46,6 @@ API_VERSIONS = ("v1", "v1beta", "v1alpha")
 PATH = re.compile(
     r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."
     r"(BidiGenerateContent|BidiGenerateContentConstrained)$"
-)
-
-#: Live models of the Gemini Developer API (protocols.md §2.1).
-LIVE_MODELS = frozenset(
-    {
-        "gemini-3.8-live",
-        "gemini-3.8-live-extended-thinking",
-        "gemini-3.1-flash-live-preview",
-        "gemini-2.5-flash-native-audio-preview-12-2025",
-        "gemini-2.5-flash-native-audio-preview-09-2025",
-        "gemini-live-2.5-flash-preview",
-    }
 )
 
 #: Prebuilt voices of the native-audio models.
@@ -406,19 +393,6 @@ def tool_response(responses: list[dict[str, Any]]) -> str:
 
 def client_content(turns: list[dict[str, Any]], turn_complete: bool) -> str:
     return dumps({"clientContent": {"turns": turns, "turnComplete": turn_complete}})
-
-
-def result_payload(content: str, is_error: bool) -> dict[str, Any]:
-    """A tool result as a ``FunctionResponse.response`` object.
-
-    JSON text is sent as the value it encodes, anything else as a string, under ``output``
-    (``error`` for failures), the key convention the model is trained on.
-    """
-    try:
-        value: Any = json.loads(content)
-    except ValueError:
-        value = content
-    return {"error" if is_error else "output": value}
 
 
 def b64decode(data: str) -> bytes:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ...conversation import Conversation, FunctionCall, FunctionOutput, HistoryItem, Message
 from ...events import Role
+from ..shared import result_text
 from .wire import MAX_HISTORY_BYTES, MAX_TEXT_BYTES
 
 __all__ = ["HistoryPlan", "Turn", "plan", "split_text", "tool_note"]
@@ -69,9 +70,14 @@ def split_text(text: str, limit: int = PIECE_BYTES) -> list[str]:
     return pieces
 
 
+def _result(output: FunctionOutput) -> str:
+    """A result as the model is given it (a failure as ``{"error": ...}``, like a live one)."""
+    return result_text(output.output, output.is_error)
+
+
 def tool_note(call: FunctionCall, output: FunctionOutput | None) -> str:
     """How a tool call is remembered in text form."""
-    result = "no result yet" if output is None else f"result {output.output}"
+    result = "no result yet" if output is None else f"result {_result(output)}"
     failed = " (failed)" if output is not None and output.is_error else ""
     return f"[{call.name} tool{failed}: input {call.arguments}, {result}]"
 
@@ -91,7 +97,7 @@ def _unanswered_text(items: list[HistoryItem], calls: dict[str, FunctionCall]) -
             call = calls.get(item.call_id)
             name = call.name if call is not None else "requested"
             outcome = "failed with" if item.is_error else "returned"
-            parts.append(f"The {name} tool {outcome} {item.output}.")
+            parts.append(f"The {name} tool {outcome} {_result(item)}.")
     return " ".join(parts)
 
 

@@ -27,6 +27,10 @@ The next stream gets the conversation within Nova's history rules (:mod:`.histor
 caller audio the model has not transcribed yet (a rolling buffer, cleared at each USER
 transcript), so nothing said during the switch is lost. Tool calls made on an earlier stream
 stay answerable: their results reach the new stream as text, since its model never saw the call.
+
+Parts kept elsewhere: the error mapping (:mod:`.failures`), the untranscribed caller audio
+(:mod:`.caller_audio`), history (:mod:`.history`); the tool calls are a shared
+:class:`~s2s.providers.shared.ToolLedger` (a *carried* call is one from an earlier stream).
 """
 
 from __future__ import annotations
@@ -34,73 +38,30 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...audio.level import rms_dbfs
 from ...config import Config, ToolCall, ToolResult
-from ...conversation import Conversation, FunctionCall, FunctionOutput, Message
-from ...errors import (
-    AuthenticationError,
-    InvalidInputError,
-    InvalidRequestError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderProtocolError,
-    ProviderServerError,
-    RateLimitError,
-    S2SError,
-    SessionClosedError,
-    SessionExpiredError,
-)
-from ...events import EventType, Role, SessionEvent, Usage
+from ...conversation import Conversation, FunctionCall, Message
+from ...errors import ProviderConnectionError, ProviderProtocolError, S2SError
+from ...events import EventType, Role, SessionEvent
 from ...protocol import Continuation, ProviderProtocol
+from ..shared import ToolLedger, check_open, result_text
 from . import wire
+from .caller_audio import REPLAY_CHUNK_BYTES, CallerAudio
+from .failures import error_for
 from .history import plan, split_text
 from .settings import PROVIDER, NovaSettings
 
 __all__ = ["NovaProtocol", "State", "error_for"]
 
-#: Caller audio counts as speech above this level (the rotation waits for a pause).
-SPEECH_DBFS = -40.0
-#: The caller counts as speaking until this long after the last voiced chunk: long enough for
-#: Nova's endpointing to have produced the transcript of what was said, so a rotation does not
-#: leave the old stream answering words the new one is also given.
-SPEAKING_HOLD_S = 2.5
-#: Replayed caller audio starts this long before its first speech (leading silence is dropped).
-REPLAY_LEAD_BYTES = wire.INPUT_RATE * 2 // 2
-_FRAME_BYTES = wire.INPUT_RATE * 2 // 50  # 20 ms
 #: Move to fresh credentials this long before a stream's expire (between answers), and this
 #: long before at the latest; expiries closer than ``CREDENTIALS_IGNORED_S`` are not acted on.
 CREDENTIALS_MARGIN_S = 180.0
 CREDENTIALS_DEADLINE_S = 60.0
 CREDENTIALS_IGNORED_S = 240.0
-#: Carried-over caller audio goes out in events of this many bytes (0.1 s at 16 kHz).
-REPLAY_CHUNK_BYTES = wire.INPUT_RATE * 2 // 10
-
-_AUTH_ERRORS = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignatureException",
-        "MissingAuthenticationTokenException",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-    }
-)
-_SERVER_ERRORS = frozenset(
-    {
-        "InternalServerException",
-        "ServiceUnavailableException",
-        "ModelStreamErrorException",
-        "ModelNotReadyException",
-        "ModelErrorException",
-    }
-)
 
 
 class State(enum.Enum):
@@ -131,60 +92,6 @@ class _Turn:
     audio_done: bool = False
 
 
-@dataclass(slots=True)
-class _Call:
-    name: str
-    arguments: str
-    #: Made on this stream (answered with a TOOL block); else carried over (answered as text).
-    local: bool
-
-
-def _canonical_type(name: str) -> str:
-    """``validationException`` (event-stream) and ``ValidationException`` (HTTP) -> the latter."""
-    return name[:1].upper() + name[1:]
-
-
-def error_for(
-    kind: str, message: str, status: int | None = None, *, retryable: bool | None = None
-) -> S2SError:
-    """The s2s error a Bedrock error type means (pre-stream HTTP error or in-stream exception).
-
-    ``ConnectionError`` is the transport's name for a stream that could not be opened at all.
-    """
-    kind = _canonical_type(kind or "UnknownError")
-    text = f"{PROVIDER}: {kind}: {message}" if message else f"{PROVIDER}: {kind}"
-    if kind in _AUTH_ERRORS:
-        return AuthenticationError(
-            f"{text}. AWS refused the credentials: check the access key id, secret access key, "
-            "session token and region",
-            code=kind,
-            provider=PROVIDER,
-            retryable=False,
-        )
-    if kind == "ExpiredTokenException":  # fresh credentials are fetched for the next stream
-        return AuthenticationError(text, code=kind, provider=PROVIDER, retryable=True)
-    if kind == "ValidationException":
-        if "InternalErrorCode=531" in message:  # the stream's silence / time limit
-            return SessionExpiredError(text, code=kind, provider=PROVIDER)
-        if "System instability" in message:
-            return ProviderServerError(text, code=kind, provider=PROVIDER, retryable=True)
-        return InvalidRequestError(text, code=kind, provider=PROVIDER)
-    if kind == "ModelTimeoutException":
-        return SessionExpiredError(text, code=kind, provider=PROVIDER)
-    if kind in ("ThrottlingException", "ServiceQuotaExceededException"):
-        return RateLimitError(text, code=kind, provider=PROVIDER)
-    if kind in _SERVER_ERRORS:
-        return ProviderServerError(text, code=kind, provider=PROVIDER, retryable=True)
-    if kind == "ResourceNotFoundException":
-        return InvalidRequestError(text, code=kind, provider=PROVIDER)
-    if kind == "ConnectionError":
-        return ProviderConnectionError(text, provider=PROVIDER, retryable=retryable)
-    retryable = status is not None and (status >= 500 or status == 429)
-    if status in (401, 403):
-        return AuthenticationError(text, code=kind, provider=PROVIDER, retryable=False)
-    return ProviderError(text, code=kind, provider=PROVIDER, retryable=retryable)
-
-
 class NovaProtocol(ProviderProtocol):
     """One Nova Sonic bidirectional stream (see the module docstring)."""
 
@@ -207,14 +114,12 @@ class NovaProtocol(ProviderProtocol):
         self.prompt_name = new_id()
         self.audio_content = new_id()
         self.conversation = continuation.conversation.copy() if continuation else Conversation()
-        #: Caller audio the model has not transcribed yet (16 kHz), newest last.
-        self._untranscribed = bytearray(continuation.pending_audio if continuation else b"")
-        self._max_untranscribed = int(settings.replay_audio_s * wire.INPUT_RATE) * 2
-        self._trim_untranscribed()
-        self._calls: dict[str, _Call] = {
-            call.id: _Call(call.name, call.arguments, local=False)
-            for call in self.conversation.pending_calls()
-        }
+        self._audio = CallerAudio(
+            continuation.pending_audio if continuation else b"",
+            int(settings.replay_audio_s * wire.INPUT_RATE) * 2,
+        )
+        #: Calls made on this stream are answered with a TOOL block; carried ones as text.
+        self._calls = ToolLedger(PROVIDER, self.conversation)
         self._blocks: dict[str, _Block] = {}
         self._turn: _Turn | None = None
         self._turns = 0
@@ -222,7 +127,6 @@ class NovaProtocol(ProviderProtocol):
         self._held: dict[str, Any] | None = None
         self._connected_at: float | None = None
         self._rotation_due = False
-        self._last_voice_at: float | None = None
         self._credentials_expire_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -236,7 +140,7 @@ class NovaProtocol(ProviderProtocol):
         return (
             self._turn is None
             and not self._awaiting_answer
-            and not any(call.local for call in self._calls.values())
+            and not any(not call.carried for call in self._calls.unanswered)
         )
 
     def _rotate_at(self, connected_at: float) -> tuple[float, float]:
@@ -272,16 +176,13 @@ class NovaProtocol(ProviderProtocol):
             return "credentials_expiring"
         return "session_limit"
 
-    def _caller_speaking(self, now: float) -> bool:
-        return self._last_voice_at is not None and now - self._last_voice_at < SPEAKING_HOLD_S
-
     def _maybe_rotate(self, now: float) -> None:
         if (
             self._rotation_due
             and not self.rotation
             and self.state is State.READY
             and self.idle
-            and not self._caller_speaking(now)
+            and not self._audio.speaking(now)
         ):
             self.rotation = self._rotation_reason(now)
 
@@ -298,27 +199,13 @@ class NovaProtocol(ProviderProtocol):
             for frame in wire.text_block(p, self._new_id(), turn.role, list(turn.pieces), False):
                 self._send(frame)
         self._send(wire.audio_start(p, self.audio_content))
-        replay = self._replay_audio()
+        replay = self._audio.replay()
         for start in range(0, len(replay), REPLAY_CHUNK_BYTES):
             chunk = replay[start : start + REPLAY_CHUNK_BYTES]
             self._send(wire.audio_input(p, self.audio_content, chunk))
         if carried.unanswered:
             self._send_text_block("USER", carried.unanswered, interactive=True)
             self._awaiting_answer = True
-
-    def _replay_audio(self) -> bytes:
-        """The carried-over caller audio from shortly before its first speech (or its tail)."""
-        audio = bytes(self._untranscribed)
-        first = next(
-            (
-                i
-                for i in range(0, len(audio) - _FRAME_BYTES + 1, _FRAME_BYTES)
-                if rms_dbfs(audio[i : i + _FRAME_BYTES]) > SPEECH_DBFS
-            ),
-            len(audio),
-        )
-        start = max(0, first - REPLAY_LEAD_BYTES)
-        return audio[start - start % 2 :]
 
     def close(self, now: float) -> None:
         if self.state in (State.OPENING, State.READY):
@@ -330,7 +217,7 @@ class NovaProtocol(ProviderProtocol):
     def continuation(self, reason: str) -> Continuation:
         return Continuation(
             conversation=self.conversation.copy(),
-            pending_audio=bytes(self._untranscribed),
+            pending_audio=self._audio.pending(),
             state={},
             reason=reason,
         )
@@ -357,27 +244,18 @@ class NovaProtocol(ProviderProtocol):
     # -- application input -----------------------------------------------------------------------
 
     def _check_open(self, what: str) -> None:
-        if self.state is State.CLOSED:
-            raise SessionClosedError(f"{what}: the Nova stream is closed")
+        check_open(self.state is State.CLOSED, "Nova", what)
 
     def _send_text_block(self, role: str, text: str, *, interactive: bool) -> None:
         pieces = split_text(text) or [text]
         for frame in wire.text_block(self.prompt_name, self._new_id(), role, pieces, interactive):
             self._send(frame)
 
-    def _trim_untranscribed(self) -> None:
-        excess = len(self._untranscribed) - self._max_untranscribed
-        if excess > 0:
-            del self._untranscribed[: excess + excess % 2]
-
     def send_audio(self, pcm: bytes, now: float) -> None:
         self._check_open("send_audio")
         if not pcm:
             return
-        if rms_dbfs(pcm) > SPEECH_DBFS:
-            self._last_voice_at = now
-        self._untranscribed += pcm
-        self._trim_untranscribed()
+        self._audio.add(pcm, now)
         self._send(wire.audio_input(self.prompt_name, self.audio_content, pcm))
 
     def send_text(self, text: str, now: float) -> None:
@@ -388,22 +266,10 @@ class NovaProtocol(ProviderProtocol):
 
     def send_tool_result(self, result: ToolResult, now: float) -> None:
         self._check_open("send_tool_result")
-        call = self._calls.get(result.call_id)
-        if call is None:
-            answered = any(
-                isinstance(item, FunctionOutput) and item.call_id == result.call_id
-                for item in self.conversation
-            )
-            if answered:
-                raise InvalidInputError(f"tool call {result.call_id!r} was already answered")
-            known = ", ".join(sorted(self._calls)) or "none"
-            raise InvalidInputError(
-                f"no tool call {result.call_id!r} in this session (open calls: {known})"
-            )
-        del self._calls[result.call_id]
-        output = json.dumps({"error": result.content}) if result.is_error else result.content
-        self.conversation.append(FunctionOutput(result.call_id, output, result.is_error))
-        if call.local:
+        call = self._calls.answer(result)  # refuses unknown and answered calls
+        self._calls.discard(call.id)
+        output = result_text(result.content, result.is_error)
+        if not call.carried:
             content = self._new_id()
             for frame in wire.tool_result_block(self.prompt_name, content, result.call_id, output):
                 self._send(frame)
@@ -412,7 +278,7 @@ class NovaProtocol(ProviderProtocol):
             outcome = "failed with" if result.is_error else "returned"
             self._send_text_block(
                 "USER",
-                f"The {call.name} tool you asked for earlier (input {call.arguments}) "
+                f"The {call.name} tool you asked for earlier (input {call.call.arguments}) "
                 f"{outcome} {output}.",
                 interactive=True,
             )
@@ -542,25 +408,7 @@ class NovaProtocol(ProviderProtocol):
                     self._end_turn(now)
 
     def _on_usageEvent(self, body: dict[str, Any], now: float) -> None:
-        details = body.get("details") or {}
-        delta = details.get("delta") or {}
-        inp, out = delta.get("input") or {}, delta.get("output") or {}
-        usage = Usage(
-            input_tokens=int(inp.get("speechTokens", 0)) + int(inp.get("textTokens", 0)),
-            output_tokens=int(out.get("speechTokens", 0)) + int(out.get("textTokens", 0)),
-            input_audio_tokens=int(inp.get("speechTokens", 0)),
-            input_text_tokens=int(inp.get("textTokens", 0)),
-            output_audio_tokens=int(out.get("speechTokens", 0)),
-            output_text_tokens=int(out.get("textTokens", 0)),
-        )
-        usage = Usage(
-            **{**usage.to_dict(), "total_tokens": usage.input_tokens + usage.output_tokens}
-        )
-        totals = {
-            key: body[key]
-            for key in ("totalInputTokens", "totalOutputTokens", "totalTokens")
-            if key in body
-        }
+        usage, totals = wire.usage_of(body)
         self._emit(
             SessionEvent(
                 EventType.USAGE,
@@ -578,7 +426,7 @@ class NovaProtocol(ProviderProtocol):
     # -- output helpers --------------------------------------------------------------------------
 
     def _user_transcript(self, text: str, content_id: str, now: float) -> None:
-        self._untranscribed.clear()  # the model has this audio now
+        self._audio.transcribed()  # the model has this audio now
         if not text:
             return
         self.conversation.append(Message(Role.USER, text, content_id))
@@ -617,10 +465,9 @@ class NovaProtocol(ProviderProtocol):
         call_id = str(tool.get("toolUseId", ""))
         name = str(tool.get("toolName", ""))
         arguments = str(tool.get("content") or "{}")
-        if not call_id or call_id in self._calls:
-            return
+        if not call_id or self._calls.open(ToolCall(call_id, name, arguments)) is None:
+            return  # no id, or seen before
         self.conversation.append(FunctionCall(call_id, name, arguments, call_id))
-        self._calls[call_id] = _Call(name, arguments, local=True)
         turn = self._turn
         self._emit(
             SessionEvent(

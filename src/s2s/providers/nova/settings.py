@@ -1,5 +1,9 @@
 """Resolve a :class:`~s2s.config.Config` into validated Nova Sonic settings.
 
+``Config.model``: ``amazon.nova-2-5-sonic`` (the default; only in us-east-1, us-west-2,
+eu-north-1 and ap-northeast-1) or ``amazon.nova-2-sonic-v1:0``. ``amazon.nova-sonic-v1:0`` reached
+its end of life on 2026-09-14 and is refused here, naming its replacement.
+
 ``Config.extra`` keys:
 
 - ``region``: AWS region (default ``$AWS_REGION``, ``$AWS_DEFAULT_REGION``, else ``us-east-1``).
@@ -11,8 +15,8 @@
 - ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``: explicit credentials
   instead of the chain (the first two go together).
 - ``ca_file``: a PEM file of extra CAs to trust (the local emulator's).
-- ``endpointing_sensitivity``: ``HIGH``, ``MEDIUM`` or ``LOW`` (Nova 2 only; default: the
-  service's).
+- ``endpointing_sensitivity``: ``HIGH``, ``MEDIUM`` or ``LOW`` (default: the service's; every
+  served model, Nova 2 and 2.5, takes it).
 - ``max_tokens`` (default 1024), ``temperature`` (0.7), ``top_p`` (0.9).
 - ``rotate_after_s``: move the call to a fresh stream after this long, between answers
   (default 360; Nova ends a stream at 8 minutes).
@@ -31,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ...config import Config
 from ...errors import ConfigurationError
-from .wire import MODELS, VOICES
+from .wire import DEFAULT_MODEL, MODEL_REGIONS, MODELS, RETIRED_MODELS, VOICES
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -43,7 +47,6 @@ __all__ = [
 ]
 
 PROVIDER = "nova"
-DEFAULT_MODEL = "amazon.nova-2-sonic-v1:0"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VOICE = "matthew"
 DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant. Keep your answers short."
@@ -146,6 +149,28 @@ def _credentials(extra: Mapping[str, Any]) -> StaticCredentials | None:
     return StaticCredentials(key_id, secret, token)
 
 
+def _model(model: str, region: str) -> str:
+    """``model`` if Bedrock serves it in ``region``; else the error naming what to use."""
+    retired = RETIRED_MODELS.get(model)
+    if retired is not None:
+        eol, replacement = retired
+        raise ConfigurationError(
+            f"{PROVIDER}: model {model!r} reached its end of life on {eol} and Bedrock no longer "
+            f"serves it; use {replacement!r}"
+        )
+    if model not in MODELS:
+        raise ConfigurationError(
+            f"{PROVIDER}: unknown model {model!r}; Nova Sonic models: {', '.join(sorted(MODELS))}"
+        )
+    regions = MODEL_REGIONS.get(model)
+    if regions is not None and region not in regions:
+        raise ConfigurationError(
+            f"{PROVIDER}: model {model!r} is not offered in region {region!r}; its regions: "
+            f"{', '.join(sorted(regions))}"
+        )
+    return model
+
+
 def resolve(config: Config, environ: Mapping[str, str] | None = None) -> NovaSettings:
     """Validate ``config`` for Nova Sonic. Raises ConfigurationError with what was wrong."""
     env = os.environ if environ is None else environ
@@ -156,26 +181,17 @@ def resolve(config: Config, environ: Mapping[str, str] | None = None) -> NovaSet
         or env.get("AWS_DEFAULT_REGION")
         or DEFAULT_REGION
     )
-    model = config.model or DEFAULT_MODEL
-    if model not in MODELS:
-        raise ConfigurationError(
-            f"{PROVIDER}: unknown model {model!r}; Nova Sonic models: {', '.join(sorted(MODELS))}"
-        )
+    model = _model(config.model or DEFAULT_MODEL, region)
     voice = config.voice or DEFAULT_VOICE
     if voice not in VOICES:
         raise ConfigurationError(
             f"{PROVIDER}: unknown voice {voice!r}; voices: {', '.join(sorted(VOICES))}"
         )
     endpointing = extra.get("endpointing_sensitivity")
-    if endpointing is not None:
-        if endpointing not in ("HIGH", "MEDIUM", "LOW"):
-            raise ConfigurationError(
-                f"{PROVIDER}: endpointing_sensitivity {endpointing!r} must be HIGH, MEDIUM or LOW"
-            )
-        if model == "amazon.nova-sonic-v1:0":
-            raise ConfigurationError(
-                f"{PROVIDER}: endpointing_sensitivity needs a Nova 2 model, not {model}"
-            )
+    if endpointing is not None and endpointing not in ("HIGH", "MEDIUM", "LOW"):
+        raise ConfigurationError(
+            f"{PROVIDER}: endpointing_sensitivity {endpointing!r} must be HIGH, MEDIUM or LOW"
+        )
     ca_file = _optional_str(extra, "ca_file")
     if ca_file is not None and not Path(ca_file).is_file():
         raise ConfigurationError(f"{PROVIDER}: ca_file {ca_file!r} does not exist")

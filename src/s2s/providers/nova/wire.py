@@ -26,25 +26,40 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...events import Usage
+
 __all__ = [
     "INPUT_RATE",
     "INTERRUPTED_TEXT",
     "MAX_HISTORY_BYTES",
     "MAX_TEXT_BYTES",
+    "DEFAULT_MODEL",
     "MODELS",
+    "MODEL_REGIONS",
+    "RETIRED_MODELS",
     "OUTPUT_RATE",
     "VOICES",
     "InputEvent",
     "Output",
     "parse_output",
+    "usage_of",
 ]
 
 #: Caller audio rate we send, and the model's audio rate we ask for.
 INPUT_RATE = 16000
 OUTPUT_RATE = 24000
 
-MODELS = frozenset({"amazon.nova-sonic-v1:0", "amazon.nova-2-sonic-v1:0"})
-#: Nova 2 Sonic voices (Nova 1 knows fewer).
+#: Nova 2.5 Sonic (GA 2026-10-05) has no ``-v1:0`` suffix; it speaks the Nova 2 protocol.
+DEFAULT_MODEL = "amazon.nova-2-5-sonic"
+#: Models Bedrock serves; all take ``turnDetectionConfiguration`` (endpointing sensitivity).
+MODELS = frozenset({DEFAULT_MODEL, "amazon.nova-2-sonic-v1:0"})
+#: Retired models: (end-of-life date, replacement).
+RETIRED_MODELS = {"amazon.nova-sonic-v1:0": ("2026-09-14", DEFAULT_MODEL)}
+#: The regions that serve a model (models not listed are not checked).
+MODEL_REGIONS = {
+    DEFAULT_MODEL: frozenset({"us-east-1", "us-west-2", "eu-north-1", "ap-northeast-1"}),
+}
+#: Nova 2 Sonic voices (also Nova 2.5's).
 VOICES = frozenset(
     {
         "matthew",
@@ -415,3 +430,23 @@ def is_interrupted_marker(text: str) -> bool:
     except ValueError:
         return False
     return bool(value == {"interrupted": True})
+
+
+def usage_of(body: dict[str, Any]) -> tuple[Usage, dict[str, Any]]:
+    """A ``usageEvent``: this answer's token counts (``details.delta``), and the running
+    ``totalInputTokens``/``totalOutputTokens``/``totalTokens`` the event carries."""
+    delta = (body.get("details") or {}).get("delta") or {}
+    inp, out = delta.get("input") or {}, delta.get("output") or {}
+    in_speech, in_text = int(inp.get("speechTokens", 0)), int(inp.get("textTokens", 0))
+    out_speech, out_text = int(out.get("speechTokens", 0)), int(out.get("textTokens", 0))
+    usage = Usage(
+        input_tokens=in_speech + in_text,
+        output_tokens=out_speech + out_text,
+        total_tokens=in_speech + in_text + out_speech + out_text,
+        input_audio_tokens=in_speech,
+        input_text_tokens=in_text,
+        output_audio_tokens=out_speech,
+        output_text_tokens=out_text,
+    )
+    keys = ("totalInputTokens", "totalOutputTokens", "totalTokens")
+    return usage, {key: body[key] for key in keys if key in body}

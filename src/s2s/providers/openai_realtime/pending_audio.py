@@ -13,6 +13,13 @@ connection's server gets in all, the replayed audio first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ...log import logger
+
+if TYPE_CHECKING:
+    from ...protocol import Continuation
+
 __all__ = [
     "MAX_UNCOMMITTED_BYTES",
     "MAX_UNCOMMITTED_S",
@@ -48,6 +55,24 @@ class PendingAudio:
         "_total",
         "_width",
     )
+
+    @classmethod
+    def carried_over(
+        cls, continuation: Continuation | None, audio_format: str, *, rate: int, sample_width: int
+    ) -> PendingAudio:
+        """A connection's pending audio: the continuation's, unless it was in another format
+        (a resume with a new config), which cannot be replayed."""
+        replay = continuation.pending_audio if continuation else b""
+        carried = continuation.state.get("audio_format", "pcm16") if continuation else "pcm16"
+        if replay and carried != audio_format:
+            logger.getChild("openai_realtime").warning(
+                "not replaying %d bytes of %s caller audio into a %s connection",
+                len(replay),
+                carried,
+                audio_format,
+            )
+            replay = b""
+        return cls(replay, rate=rate, sample_width=sample_width)
 
     def __init__(
         self,

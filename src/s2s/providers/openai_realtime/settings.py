@@ -30,6 +30,7 @@ out, which OpenAI takes and emits itself (8 kHz, one byte a sample), so nothing 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -192,18 +193,25 @@ def _turn_detection(extra: dict[str, Any]) -> dict[str, Any] | None:
     )
 
 
+def openai_api_key(extra: Mapping[str, Any], environ: Mapping[str, str], provider: str) -> str:
+    """The OpenAI key from ``extra["api_key"]`` or ``$OPENAI_API_KEY`` (Realtime and GPT-Live
+    share the account and its key)."""
+    api_key = extra.get("api_key") or environ.get("OPENAI_API_KEY")
+    if not api_key:
+        raise MissingCredentialsError(
+            f"{provider}: no API key; set OPENAI_API_KEY or pass Config(extra={{'api_key': ...}})",
+            provider=provider,
+        )
+    if not isinstance(api_key, str):
+        raise ConfigurationError(f"{provider}: api_key must be a string")
+    return api_key
+
+
 def resolve(config: Config, environ: dict[str, str] | None = None) -> OpenAISettings:
     """Validate ``config`` for OpenAI Realtime. Raises ConfigurationError subclasses."""
     env = os.environ if environ is None else environ
     extra = dict(config.extra)
-    api_key = extra.get("api_key") or env.get("OPENAI_API_KEY")
-    if not api_key:
-        raise MissingCredentialsError(
-            f"{PROVIDER}: no API key; set OPENAI_API_KEY or pass Config(extra={{'api_key': ...}})",
-            provider=PROVIDER,
-        )
-    if not isinstance(api_key, str):
-        raise ConfigurationError(f"{PROVIDER}: api_key must be a string")
+    api_key = openai_api_key(extra, env, PROVIDER)
     model = config.model or DEFAULT_MODEL
     if model.startswith(("gpt-4o-realtime", "gpt-4o-mini-realtime")):
         raise ConfigurationError(
