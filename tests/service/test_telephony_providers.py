@@ -1,5 +1,5 @@
-"""Phone calls on Gemini Live and Nova Sonic (providers that take no μ-law), at a quota, and a
-call that fails over from one provider to another.
+"""Phone calls on Gemini Live and Nova Sonic (providers that take no μ-law), at a quota, a call
+on GPT-Live, and a call that fails over from one provider to another.
 
 Their sessions decode the caller's μ-law and resample it for the provider, and encode the
 model's audio back, inside the session; the phone side is unchanged. Each provider gets a
@@ -23,12 +23,13 @@ from deployments.stack import LocalStack
 from deployments.tenancy import hash_key
 from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.nova import DEFAULT_CREDENTIALS, NovaEmulator
+from s2s.emulators.openai_live import LiveEmulator
 from s2s.phone import TwilioCall
 from s2s.phone.genesys import GenesysCall, GenesysCredentials
 from s2s.phone.genesys_timeline import GenesysSessionError
 from s2s.service.config import ServiceConfig
 
-from ..conftest import GEMINI_KEY, SECOND
+from ..conftest import GEMINI_KEY, OPENAI_KEY, SECOND
 from ..helpers import utterance, voiced
 from .phone_calls import call_session, caller_speech, closed_session, events, say_text
 from .stack import (
@@ -63,8 +64,10 @@ def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
     with_repo_on_path()
     gemini = EmulatorThread(GeminiEmulator(api_key=GEMINI_KEY, record=True, speed=8.0))
     nova = EmulatorThread(NovaEmulator(record=True, speed=8.0))
+    live = EmulatorThread(LiveEmulator(api_key=OPENAI_KEY, record=True))
     gemini.start()
     nova.start()
+    live.start()
     data: dict[str, Any] = service_config(emulator.emulator.url)
     data["providers"]["gemini_live"] = {
         "emulate_without_key": False,
@@ -73,6 +76,10 @@ def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
             "base_url": gemini.emulator.url,
             "ca_file": str(gemini.emulator.ca_file),
         },
+    }
+    data["providers"]["openai_live"] = {
+        "emulate_without_key": False,
+        "extra": {"api_key": OPENAI_KEY, "base_url": live.emulator.url},
     }
     data["providers"]["nova"] = {
         "emulate_without_key": False,
@@ -101,6 +108,7 @@ def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
         local.stop()
         gemini.stop()
         nova.stop()
+        live.stop()
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -221,3 +229,29 @@ async def test_a_call_moves_to_the_next_provider_when_its_quota_runs_out(
     assert heard == [f"[{voiced(2.0, 16000, seed=3)} seconds of speech]"]  # all of it
     assert detail["live"]["provider"] == "gemini_live"
     print(f"service failover gap: {switched['data']['gap_ms']} ms")
+
+
+async def test_a_rest_call_on_gpt_live(base, ws_base):
+    """openai_live is served like the others: a REST session, the stream socket, a spoken turn
+    (the model answers when it decides to; the session keeps its timeline moving)."""
+    async with http_client(base) as http:
+        reply = await http.post(
+            "/v1/sessions", json={"provider": "openai_live", "sample_rate": 16000}
+        )
+        assert reply.status_code == 201, reply.text
+        session_id = reply.json()["session_id"]
+        call = await open_call(ws_base, session_id)
+        await call.until(lambda e: e["type"] == "session_started")
+        pcm = utterance(1.5, 16000, seed=2)
+        step = 16000 // 50 * 2
+        for start in range(0, len(pcm), step):
+            await call.ws.send(pcm[start : start + step])
+        await call.until(turn_completed, 30)
+        await call.ws.close()
+        detail = (await http.get(f"/v1/sessions/{session_id}")).json()
+        await http.delete(f"/v1/sessions/{session_id}")
+    said = [e["text"] for e in call.events if e["type"] == "transcript" and e.get("final")]
+    heard = voiced(1.5, 16000, seed=2)
+    assert said == [f"[{heard} seconds of speech]", f"I heard {heard} seconds of speech."]
+    assert "audio_output" in call.kinds()
+    assert detail["live"]["provider"] == "openai_live"

@@ -4,8 +4,8 @@
 for the ``error`` event; :func:`validate_frame` does the same against any table of event models
 (the GPT-Live emulator's, which words its errors the same way). Codes and message shapes follow
 production: ``invalid_json``, ``invalid_value`` (unknown event type, bad enum),
-``unknown_parameter``, ``missing_required_parameter``, ``invalid_type``, ``integer_below_min_value`` /
-``integer_above_max_value`` (and the ``decimal_`` forms).
+``unknown_parameter``, ``missing_required_parameter``, ``invalid_type``,
+``integer_below_min_value`` / ``integer_above_max_value`` (and the ``decimal_`` forms).
 """
 
 from __future__ import annotations
