@@ -45,10 +45,11 @@ from .errors import (
     SessionExpiredError,
 )
 from .events import EventType, SessionEvent
-from .failover import AudioCarrier, ProviderChain, carry_over, fails_over
+from .failover import ProviderChain, fails_over
 from .hooks import Hooks
 from .log import logger, session_id_var
 from .protocol import Continuation
+from .session_connect import Connecting
 from .session_delivery import EventDelivery
 from .session_links import Link, SessionStats, Stop, Switch, dispatch
 from .session_moves import CallMoves
@@ -74,7 +75,7 @@ _ACTIVITY = frozenset(
 )
 
 
-class Session(CallMoves, EventDelivery):
+class Session(Connecting, CallMoves, EventDelivery):
     """A live speech-to-speech session. Create it with ``await engine.start()``.
 
     Use it as an async context manager, or call :meth:`close` when the call ends::
@@ -284,103 +285,6 @@ class Session(CallMoves, EventDelivery):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    # -- start-up ---------------------------------------------------------------------------
-
-    async def _start(self, continuation: Continuation | None = None) -> None:
-        """Connect (retrying retryable failures) and wait until the provider is ready; on a
-        provider that fails for good, go on down ``Config.failover``."""
-        started = _now()
-        first = self.provider
-        if continuation is not None and continuation.provider:
-            resumed_on = self._chain.find(continuation.provider)
-            if resumed_on is not None:  # the snapshot was taken after a failover
-                self._use_provider(resumed_on)
-        failure: S2SError | None = None
-        try:
-            while True:
-                try:
-                    self._link = await self._connect(continuation)
-                    break
-                except S2SError as exc:
-                    if not fails_over(exc, self._chain):
-                        raise
-                    failure = exc
-                    old_audio, nxt = self._link_audio, self._chain.remaining()[0]
-                    log.warning("%s failed at start (%s); trying %s", self.provider, exc, nxt.name)
-                    self._use_provider(nxt)
-                    if continuation is not None:
-                        carrier = AudioCarrier(old_audio, self._link_audio)
-                        continuation = carry_over(continuation, carrier)
-        except BaseException:
-            self._closing = True
-            self._cancel_tasks()
-            self._closed.set()
-            raise
-        self._update_idle(self._link)
-        if failure is not None:
-            self.stats.failovers += 1
-            self._queue.put_nowait(
-                self._switched_event(first, failure, (_now() - started) * 1000, continuation, 0.0)
-            )
-        log.info("session started with %s", self.provider)
-
-    async def _connect(
-        self, continuation: Continuation | None, provider: Provider | None = None
-    ) -> Link:
-        provider = provider or self._provider
-        name = provider.name
-        policy = provider.reconnect
-        last: S2SError | None = None
-        for attempt in range(policy.attempts):
-            if attempt:
-                await asyncio.sleep(policy.delay(attempt - 1))
-            link = Link(provider.new_protocol(continuation), provider)
-            try:
-                link.transport = await asyncio.wait_for(
-                    provider.connect(), provider.connect_timeout
-                )
-            except TimeoutError:
-                last = ProviderConnectionError(
-                    f"{name}: connecting timed out after {provider.connect_timeout:.0f} s",
-                    provider=name,
-                )
-                continue
-            except S2SError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-                log.warning("connect attempt %d failed: %s", attempt + 1, exc)
-                continue
-            self._spawn(self._read_loop(link), link)
-            self._spawn(self._timer_loop(link), link)
-            try:
-                link.protocol.connection_made(_now())
-                await self._after(link)
-                await asyncio.wait_for(link.settled.wait(), provider.setup_timeout)
-            except TimeoutError:
-                link.error = ProviderConnectionError(
-                    f"{name}: no answer to session setup within {provider.setup_timeout:.0f} s",
-                    provider=name,
-                )
-            except BaseException:  # cancelled (the session closed) or a bug: drop the link
-                link.retired = True
-                link.transport.abort()
-                raise
-            if link.error is None:
-                link.ready_at = _now()
-                return link
-            await self._retire(link, polite=False)
-            if not link.error.retryable:
-                raise link.error
-            last = link.error
-            log.warning("setup attempt %d failed: %s", attempt + 1, link.error)
-        assert last is not None
-        raise ProviderConnectionError(
-            f"{name}: gave up after {policy.attempts} attempts: {last.message}",
-            code=last.code,
-            provider=name,
-        ) from last
 
     # -- the pump ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import pytest
 
 import s2s
 from s2s import EventType, Role, ToolResult
+from s2s.audio.synth import silence
 from s2s.emulators.gemini import GeminiEmulator
 from s2s.emulators.nova import NovaEmulator
 from s2s.emulators.openai import OpenAIEmulator
@@ -91,6 +92,16 @@ async def _say(
         await asyncio.sleep(0.004)
 
 
+async def _move_the_timeline(session: s2s.Session, provider: str) -> None:
+    """GPT-Live speaks only while input audio flows (its timeline is the input's): give it 5 s
+    of silence at once rather than the session's real-time idle frames."""
+    if provider == "openai_live":
+        quiet = silence(5.0, RATE)
+        step = RATE // 10 * 2  # 100 ms
+        for i in range(0, len(quiet), step):
+            await session.send_audio(quiet[i : i + step], sample_rate=RATE)
+
+
 PAIRS = [
     ("openai_realtime", "gemini_live"),
     ("gemini_live", "nova"),
@@ -107,6 +118,7 @@ async def test_mid_utterance_the_call_moves_on_and_no_caller_audio_is_lost(
     alone = s2s.new(target, _config(target, emulators, sample_rate=RATE))
     async with await alone.start() as session:  # the control: the whole utterance on the target
         await _say(session, pcm)
+        await _move_the_timeline(session, target)
         (control,) = final_text(await collect(session, turn_end(), timeout=20), Role.USER)
 
     config = _config(source, emulators, sample_rate=RATE, failover=[_fallback(target, emulators)])
@@ -118,6 +130,7 @@ async def test_mid_utterance_the_call_moves_on_and_no_caller_audio_is_lost(
     before = emulators[source].connections
     async with await s2s.new(source, config).start() as session:
         await _say(session, pcm, fail_at_1500_ms)
+        await _move_the_timeline(session, target)
         events = await collect(session, turn_end(), timeout=20)
         assert session.provider == target
     (switched,) = [e for e in events if e.type is EventType.PROVIDER_SWITCHED]
@@ -158,6 +171,7 @@ async def test_mid_tool_call_the_result_is_applied_once_on_the_new_provider(
         await session.send_tool_result(ToolResult(call.id, '{"status": "shipped"}'))
         with pytest.raises(s2s.InvalidInputError, match="already answered"):
             await session.send_tool_result(ToolResult(call.id, '{"status": "again"}'))
+        await _move_the_timeline(session, target)
         events = await collect(session, turn_end(), timeout=20)
     assert any("shipped" in text for text in final_text(events, Role.ASSISTANT)), kinds(events)
     assert _frames_mentioning(emulators[source], "shipped") == 0

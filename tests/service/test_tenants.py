@@ -195,13 +195,13 @@ async def test_refused_creates_leak_no_actor_and_no_record(base, stack):
         for _ in range(8):
             for body in bad_bodies:
                 statuses.append((await http.post("/v1/sessions", json=body)).status_code)
-        for _ in range(20):  # valid at the edge; the provider refuses initech's own key
+        for _ in range(8):  # valid at the edge; the provider refuses initech's own key
             reply = await initech.post("/v1/sessions", json={})
             assert reply.status_code == 502, reply.text
             assert reply.json()["error"]["code"] == "provider_auth"
             assert "sk-initech" not in reply.text
             statuses.append(reply.status_code)
-    assert len(statuses) == 100 and set(statuses) <= {400, 403, 502}
+    assert len(statuses) == 88 and set(statuses) <= {400, 403, 502}
     alive_after = await wait_for_no_actors(stack, alive_before)
     assert alive_after <= alive_before  # no extra actor (an earlier call may still end)
     assert session_actors(stack, "PENDING_CREATION") == []
@@ -392,7 +392,7 @@ def test_no_frame_sequence_breaks_the_stream(base, ws_base, loop_thread):
         loop_thread.run(http.aclose())
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=session_like | json_values)
 def test_no_create_body_gets_a_500(base, loop_thread, body):
     async def post() -> tuple[int, dict[str, Any]]:
