@@ -38,6 +38,7 @@ from s2s.service.redis_client import connect
 from s2s.service.state import SessionStore
 from s2s.tasks import TaskSet
 
+from .call_reporting import CallReporter
 from .spec import SessionSpec, media_host, provider_config
 from .tool_calls import ToolLedger
 
@@ -63,10 +64,11 @@ class SessionActor:
     """The body of the session actor (wrapped with ``ray.remote`` in :mod:`actors.handles`)."""
 
     def __init__(self, session_id: str, spec: dict[str, Any], service: dict[str, Any]) -> None:
-        configure_process_logging(session_id=session_id)
         self.session_id = session_id
         self.spec = SessionSpec.from_dict(spec)
         self.service = ServiceConfig.model_validate(service)
+        logs = self.service.observability.logs
+        configure_process_logging(session_id=session_id, fmt=logs.format, tenant=self.spec.tenant)
         session_id_var.set(session_id)
         self._start_lock = asyncio.Lock()
         self._started: dict[str, Any] | None = None
@@ -80,6 +82,7 @@ class SessionActor:
         self._endpoint: Endpoint | None = None
         self._tasks = TaskSet()
         self._tools: ToolLedger | None = None
+        self._report: CallReporter | None = None  # turns, call summary, metrics, traces
         self._last_input = time.monotonic()
         self._started_at = time.monotonic()
         self._metrics = Metrics()
@@ -127,9 +130,24 @@ class SessionActor:
             ttl_s=self.service.redis.replay_log_ttl_s,
             start_seq=seq,
         )
-        engine = s2s.new(self.spec.provider, provider_config(self.service, self.spec))
+        config = provider_config(self.service, self.spec)
+        self._report = CallReporter(
+            self.session_id,
+            self.spec,
+            self.service,
+            model=config.model or "",
+            store=self._store,
+            redis=self._redis,
+            events=self._log,
+            metrics=self._metrics,
+            tasks=self._tasks,
+            previous=await self._store.meta(self.session_id) if saved is not None else None,
+        )
+        await self._report.begin()
+        engine = s2s.new(self.spec.provider, config)
         resume = (saved or {}).get("continuation")
         self._session = await engine.start(session_id=self.session_id, resume=resume)
+        self._report.started(self._session.provider, self._session.config.model or "")
         self._tools = ToolLedger(
             self.session_id,
             self.spec,
@@ -141,6 +159,7 @@ class SessionActor:
             tasks=self._tasks,
             saved=saved or {},
             save_now=self._save_state,
+            on_result=self._report.tool_result,
         )
         if saved is not None:  # results the dead actor applied after its last save
             after = int(saved.get("seq", 0))
@@ -221,6 +240,8 @@ class SessionActor:
         log.warning("session actor superseded by a replacement; exiting quietly")
         if self._log is not None:
             self._log.silence()
+        if self._report is not None:
+            self._report.silence()
         if self._media is not None:
             await self._media.close()
         self._tasks.cancel(spare_current=True)
@@ -293,6 +314,8 @@ class SessionActor:
                     )
             elif kind == "text":
                 await session.send_text(payload)
+                if self._report is not None:
+                    self._report.text_sent()
             elif kind == "interrupt":
                 await session.interrupt()
             elif kind == "end_turn":
@@ -344,6 +367,8 @@ class SessionActor:
         try:
             async for event in self._session.recv():
                 self._log.publish_event(event)
+                if self._report is not None:
+                    self._report.event(event)
                 await self._observe(event)
         except S2SError as exc:
             await self._end("provider_error", exc)
@@ -356,8 +381,9 @@ class SessionActor:
         if kind is EventType.AUDIO_OUTPUT:
             self._metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
         elif kind is EventType.TOOL_CALL and event.tool_call is not None:
-            assert self._tools is not None
-            await self._tools.route(event.tool_call)
+            assert self._tools is not None and self._report is not None
+            call = event.tool_call
+            await self._tools.route(call, self._report.tool_traceparent(call.id))
             self._save_soon()
         elif kind is EventType.TOOL_CALL_CANCELLED and self._tools is not None:
             self._tools.cancelled(event.call_ids)
@@ -461,6 +487,8 @@ class SessionActor:
         if self._session is not None:
             await self._session.close()
         self._tasks.cancel(spare_current=True)
+        if self._report is not None:
+            self._report.ended(reason, error)  # the open turn's envelope, before session_closed
         try:
             if self._log is not None:
                 self._log.publish(
@@ -473,6 +501,8 @@ class SessionActor:
                     self.session_id, status=status, closed_reason=reason, closed_at=time.time()
                 )
                 await self._store.release(self.session_id, tenant=self.spec.tenant)
+            if self._report is not None:
+                await self._report.close()
             self._metrics.inc("s2s_sessions_closed", provider=self.spec.provider, reason=reason)
             if self._redis is not None:
                 await self._metrics.flush(self._redis)

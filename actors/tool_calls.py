@@ -55,7 +55,9 @@ class ToolLedger:
         tasks: TaskSet,
         saved: dict[str, Any],
         save_now: Callable[[], Awaitable[None]],
+        on_result: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``on_result`` hears of every result given to the model (the ``tool_result`` data)."""
         self.session_id = session_id
         self._spec = spec
         self._service = service
@@ -65,6 +67,7 @@ class ToolLedger:
         self._metrics = metrics
         self._tasks = tasks
         self._save_now = save_now
+        self._on_result = on_result
         self.pending: dict[str, dict[str, Any]] = dict(saved.get("pending_tools") or {})
         self.answered: list[str] = list(saved.get("answered_tools") or [])
         self.cursor: str = str(saved.get("tool_cursor") or "0-0")
@@ -97,8 +100,9 @@ class ToolLedger:
             if pending.get("pool"):
                 self._arm_timeout(call_id, max(0.0, pending["deadline"] - time.time()))
 
-    async def route(self, call: s2s.ToolCall) -> None:
-        """Track a call the model made; submit it to its pool (client tools wait for the client)."""
+    async def route(self, call: s2s.ToolCall, traceparent: str = "") -> None:
+        """Track a call the model made; submit it to its pool (client tools wait for the client).
+        ``traceparent``: the call's tool span, for the worker's span to join the trace."""
         pool = self._spec.tool_pools.get(call.name)
         if pool is None:
             self.pending[call.id] = {"name": call.name, "pool": None, "started": time.time()}
@@ -121,6 +125,7 @@ class ToolLedger:
             deadline,
             tenant=self._spec.tenant,
             metadata=self._spec.metadata,
+            traceparent=traceparent,
         )
         await submit(self._redis, request)
 
@@ -200,19 +205,19 @@ class ToolLedger:
                 return False  # still pending: a replacement will apply it
             self._answer(call_id)
             latency = time.time() - pending["started"]
-            self._events.publish(
-                "tool_result",
-                {
-                    "call_id": call_id,
-                    "name": pending["name"],
-                    "content": content,
-                    "is_error": is_error,
-                    "source": source,
-                    "worker": worker,
-                    "attempt": attempt,
-                    "latency_ms": round(latency * 1000, 1),
-                },
-            )
+            result = {
+                "call_id": call_id,
+                "name": pending["name"],
+                "content": content,
+                "is_error": is_error,
+                "source": source,
+                "worker": worker,
+                "attempt": attempt,
+                "latency_ms": round(latency * 1000, 1),
+            }
+            self._events.publish("tool_result", result)
+            if self._on_result is not None:
+                self._on_result(result)
             if pending.get("pool"):
                 self._metrics.observe(
                     "s2s_tool_latency_seconds", latency, pool=pending["pool"], tool=pending["name"]

@@ -67,6 +67,12 @@ def add_up(sub: Any) -> None:
         help="provider of the demo call (default: the config's default_provider)",
     )
     add_call_arguments(parser, timeout=120.0)
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="keep the stack running after the demo call (until Ctrl-C), to look around in the "
+        "console or call it from the browser softphone",
+    )
     parser.set_defaults(run=run_up)
 
 
@@ -98,7 +104,8 @@ async def run_up(args: argparse.Namespace) -> int:
     stack = _stack(args)
     print("starting the stack (Redis, Ray, Serve, emulators, tool workers)...", flush=True)
     async with stack as info:
-        return await run_demo_call(
+        print(f"console: {info.console_url()}  (softphone: {info.base_url}/console/softphone)")
+        status = await run_demo_call(
             info,
             provider=args.provider or info.config.default_provider,
             sample_rate=args.sample_rate,
@@ -106,6 +113,11 @@ async def run_up(args: argparse.Namespace) -> int:
             output_dir=args.output_dir,
             limit_s=args.timeout,
         )
+        if args.hold:
+            print("holding: the stack keeps running; Ctrl-C to stop", flush=True)
+            await stop_on_signals().wait()
+            print("stopping...", flush=True)
+        return status
 
 
 async def run_serve(args: argparse.Namespace) -> int:
@@ -115,6 +127,8 @@ async def run_serve(args: argparse.Namespace) -> int:
         print(
             f"\nready: {info.base_url}  (API key: {info.api_key}; admin key: {info.admin_key})\n"
             f"  curl -H 'Authorization: Bearer {info.api_key}' {info.base_url}/v1/sessions\n"
+            f"  console: {info.console_url()}\n"
+            f"  softphone: {info.base_url}/console/softphone\n"
             "Ctrl-C to stop",
             flush=True,
         )

@@ -61,6 +61,12 @@ def _describe(event: dict[str, Any]) -> str | None:
         )
     if kind == "turn_end":
         return f"reason={event.get('reason')}"
+    if kind == "turn":
+        latency = event.get("response_latency_ms")
+        heard = "no model audio" if latency is None else f"response latency {latency:.0f} ms"
+        tools = ", ".join(t.get("name", "?") for t in event.get("tools") or [])
+        barge = ", barged in" if event.get("interrupted") else ""
+        return f"turn {event.get('turn')}: {heard}{barge}" + (f", tools: {tools}" if tools else "")
     if kind == "error":
         return str(event.get("error"))
     if kind in ("session_started", "session_closed", "session_resumed"):
@@ -97,7 +103,8 @@ async def run_demo_call(
         session = reply.json()
         print(
             f"session {session['session_id']} ({provider}, {sample_rate} Hz): "
-            f"{session['stream_url']}"
+            f"{session['stream_url']}\n"
+            f"watch it live: {info.console_url(session['session_id'])}"
         )
         audio = bytearray()
         start = time.monotonic()

@@ -20,6 +20,9 @@ or, for browsers' WebSockets and EventSource, ``?api_key=``); a session of anoth
 * ``POST /v1/sessions/{id}/audio|text|interrupt|playback|tool_results``: for clients without
   WebSockets
 * ``GET /v1/sessions/{id}/events``: Server-Sent Events, resumable with ``Last-Event-ID``
+* ``GET /v1/calls/feed``: the key's live calls as Server-Sent Events (the console's call list)
+* ``GET /console/``: the supervisor console and the browser softphone (static pages, public;
+  they hold no data and use the API with the key the user gives them)
 * ``GET /healthz`` (public: ok or unhealthy), ``GET /metrics`` and ``GET /openapi.json`` (admin)
 """
 
@@ -38,10 +41,8 @@ from redis.exceptions import RedisError
 
 import s2s
 from s2s.log import configure_process_logging, logger
-from s2s.service import keys as redis_keys
 from s2s.service.config import ServiceConfig
 from s2s.service.metrics import Metrics
-from s2s.service.metrics_render import render
 from s2s.service.redis_client import connect
 from s2s.service.state import ENDED, SessionStore
 from s2s.service.subscribe import SubscriptionHub
@@ -51,8 +52,11 @@ from .admission import Admission
 from .api import (
     CONTROL,
 )
+from .calls_feed import CallsFeed
+from .console import console_file, redirect
 from .creation import SessionCreator
 from .errors import ApiError, describe
+from .node_gauges import scrape
 from .router import SessionRouter
 from .serve_drain import replica_draining
 from .streams import StreamRelay
@@ -127,6 +131,7 @@ class Ingress:
         self.hub = SubscriptionHub(self.redis)
         self.metrics = Metrics()
         self.streams = StreamRelay(self.config, self.router, self.hub, self.metrics)
+        self.feed = CallsFeed(self.redis, self.store, keepalive_s=self.config.serve.sse_keepalive_s)
         self.pools, self.tool_owner = pool_registries(
             {name: pool.modules for name, pool in self.config.tool_pools.items()}
         )
@@ -354,6 +359,27 @@ class Ingress:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    @app.get("/v1/calls/feed")
+    async def calls_feed(self, request: Request) -> Response:
+        """The live calls the key may see, as Server-Sent Events (``snapshot``, then ``call``)."""
+        principal = self._auth(request)
+        self.feed.admit()
+        return StreamingResponse(
+            self.feed.stream(principal),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # -- the console (static pages; the data comes from the API with the user's key) -----------
+
+    @app.get("/console")
+    async def console_root(self) -> Response:
+        return redirect()
+
+    @app.get("/console/{name:path}")
+    async def console(self, name: str, request: Request) -> Response:
+        return console_file(name, request.headers.get("if-none-match"))
+
     # -- phone calls ----------------------------------------------------------------------------
 
     @app.post("/v1/telephony/twilio/{tenant}/voice")
@@ -392,10 +418,8 @@ class Ingress:
     @app.get("/metrics")
     async def prometheus(self, request: Request) -> Response:
         self._admin(request)
-        await self.metrics.flush(self.redis)
-        fields = await self.redis.hgetall(redis_keys.METRICS)
-        live = len(await self.store.live())
-        return Response(render(fields, live), media_type="text/plain; version=0.0.4")
+        page = await scrape(self.redis, self.store, self.metrics, self.config.sessions.resource)
+        return Response(page, media_type="text/plain; version=0.0.4")
 
     @app.get("/openapi.json")
     async def openapi(self, request: Request) -> JSONResponse:

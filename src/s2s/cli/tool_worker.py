@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 
@@ -35,10 +36,13 @@ def add_parser(sub: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
+    from ..log import configure_logging
     from ..service.config import load_config
     from ..tools.worker import run_worker
 
     config = load_config(args.config)
+    # The configured line format (S2S_LOG_FORMAT, read by configure_logging, still wins).
+    configure_logging(logging.getLogger().level, fmt=config.observability.logs.format)
     pool = config.tool_pools.get(args.pool)
     if pool is None:
         raise ConfigurationError(
@@ -59,5 +63,6 @@ async def run(args: argparse.Namespace) -> int:
         pool,
         result_ttl_s=config.redis.replay_log_ttl_s,
         redis_settings=config.redis,
+        tracing_settings=config.observability.tracing,
     )
     return 0

@@ -293,6 +293,40 @@ class AuthSettings(_Section):
         return frozenset(_env_keys([self.admin_keys_env], env))
 
 
+class TracingSettings(_Section):
+    """OpenTelemetry traces (:mod:`s2s.service.tracing`): a span per call, turn and tool call,
+    exported over OTLP/HTTP. Off by default; the SDK is imported only when it is on."""
+
+    enabled: bool = False
+    otlp_endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """The collector's OTLP/HTTP traces URL (with the ``/v1/traces`` path)."""
+    sample_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    """Share of calls traced (a tool worker follows the call's decision)."""
+    service_name: str = "s2s"
+    """The ``service.name`` resource attribute."""
+    headers_env: str = "S2S_OTLP_HEADERS"
+    """Variable holding headers for the collector (``key=value,key2=value2``: an API key, say);
+    the value stays in the environment, never in this file."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL (OTLP/HTTP)")
+        return url
+
+
+class LogSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (ts, level, logger, message, session_id, tenant,
+    trace_id, span_id, exc). ``S2S_LOG_FORMAT`` overrides it."""
+
+
+class ObservabilitySettings(_Section):
+    tracing: TracingSettings = TracingSettings()
+    logs: LogSettings = LogSettings()
+
+
 class ServiceConfig(_Section):
     """The whole service configuration."""
 
@@ -311,6 +345,7 @@ class ServiceConfig(_Section):
     telephony: TelephonyService = TelephonyService()
     """Tenants by name (letters, digits, '-', '_'); keys of ``auth`` add the default one."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @field_validator("tool_pools")
     @classmethod

@@ -5,8 +5,19 @@
 ``seq`` starts at 1 and increases by one per event of a session, so a subscriber that saw ``n``
 can ask for everything after ``n`` and notice any gap. ``type`` is a
 :class:`~s2s.events.EventType` value for session events, or one of the service kinds
-(``session_started``, ``session_closed``, ``tool_result``, ``events_lost``, ``dtmf``). ``data`` is
-:meth:`SessionEvent.to_dict` without its ``type`` (audio stays raw bytes).
+(``session_started``, ``session_closed``, ``tool_result``, ``events_lost``, ``dtmf``, ``turn``).
+``data`` is :meth:`SessionEvent.to_dict` without its ``type`` (audio stays raw bytes).
+
+``turn`` (a contract with the console; docs/observability.md) is published when a turn
+completes (its answer ended and played out, it was interrupted, or the call ended mid-turn)::
+
+    {"turn": n, "opened_at": unix_s, "first_audio_at": unix_s | null,
+     "response_latency_ms": float | null, "interrupted": bool, "reason": str,
+     "tools": [{"call_id", "name", "latency_ms", "worker", "is_error", "outcome"}]}
+
+``opened_at`` is when the caller stopped speaking (or sent text), ``first_audio_at`` when the
+answer's first audio went to the caller; ``reason`` is the answer's ``turn_end`` reason
+(``completed``, ``cancelled``, ...), ``interrupted``, ``superseded`` or ``call_ended``.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ VERSION = 1
 
 #: Envelope types that are not session events.
 SERVICE_TYPES = frozenset(
-    {"session_started", "session_closed", "tool_result", "events_lost", "dtmf"}
+    {"session_started", "session_closed", "tool_result", "events_lost", "dtmf", "turn"}
 )
 
 _EVENT_TYPES = frozenset(t.value for t in EventType)

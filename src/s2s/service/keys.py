@@ -4,6 +4,7 @@ shard (sharded pub/sub and multi-key pipelines stay on one node)."""
 from __future__ import annotations
 
 __all__ = [
+    "ALL_CALLS",
     "LIVE_SESSIONS",
     "METRICS",
     "events_channel",
@@ -14,6 +15,7 @@ __all__ = [
     "call_outcome",
     "telephony_token",
     "tool_calls",
+    "tenant_calls",
     "tenant_creates",
     "tenant_live",
     "tool_dead_letters",
@@ -25,6 +27,14 @@ LIVE_SESSIONS = f"{PREFIX}:sessions:live"
 """Sorted set: session id -> lease expiry (unix seconds)."""
 METRICS = f"{PREFIX}:metrics"
 """Hash of cluster-wide counters and histogram buckets."""
+ALL_CALLS = f"{PREFIX}:calls"
+"""Pub/sub channel: every tenant's call summaries, JSON (what admins watch)."""
+
+
+def tenant_calls(tenant: str) -> str:
+    """Pub/sub channel: the tenant's call summaries, JSON (:class:`~.call_watch.CallSummary`),
+    published by session actors when a call's state or counts change."""
+    return f"{PREFIX}:tenants:{tenant}:calls"
 
 
 def tenant_live(tenant: str) -> str:

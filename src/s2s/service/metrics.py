@@ -24,6 +24,8 @@ __all__ = ["COUNTERS", "HISTOGRAMS", "Labels", "Metrics", "decode_labels"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TOOL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+#: Response latency and time to first audio: what a caller notices, 100 ms to 10 s.
+RESPONSE_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 #: name -> help text
 COUNTERS = {
@@ -35,6 +37,7 @@ COUNTERS = {
     "s2s_session_resumptions": "Calls moved to a new provider connection, by reason.",
     "s2s_provider_failovers": "Calls moved to another provider (failover), by from, to and reason.",
     "s2s_tool_calls": "Tool calls, by pool, tool and outcome.",
+    "s2s_barge_ins": "Callers speaking over the model (barge-ins), by provider.",
 }
 #: name -> (help text, buckets)
 HISTOGRAMS = {
@@ -44,6 +47,15 @@ HISTOGRAMS = {
         LATENCY_BUCKETS,
     ),
     "s2s_tool_latency_seconds": ("Tool call latency from request to result.", TOOL_BUCKETS),
+    "s2s_response_latency_seconds": (
+        "Response latency per turn: the caller stopped speaking (or sent text) to the first "
+        "model audio sent to the caller, by provider.",
+        RESPONSE_BUCKETS,
+    ),
+    "s2s_first_audio_seconds": (
+        "Time from the start of a call to the model's first audio, by provider.",
+        RESPONSE_BUCKETS,
+    ),
 }
 
 Labels = tuple[tuple[str, str], ...]

@@ -60,7 +60,9 @@ class ToolRequest:
 
     ``tenant`` and ``metadata`` (the session's caller metadata: JSON-like data) reach tools that
     take a :class:`~s2s.tools.context.ToolContext`; an entry without them (an older writer) gets
-    ``""`` and ``{}``.
+    ``""`` and ``{}``. ``traceparent`` is the W3C trace context of the actor's ``s2s.tool_call``
+    span (``""``: the call is not traced, or an older writer), so the worker's span joins the
+    call's trace (:mod:`s2s.service.tracing`).
     """
 
     session_id: str
@@ -71,6 +73,7 @@ class ToolRequest:
     deadline: float  # unix seconds; after this the session has already answered with an error
     tenant: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
+    traceparent: str = ""
 
     def pack(self) -> bytes:
         return bytes(msgpack.packb(asdict(self), use_bin_type=True))
@@ -83,8 +86,12 @@ class ToolRequest:
             data["tenant"] = ""
         if data.get("metadata") is None:
             data["metadata"] = {}
+        if data.get("traceparent") is None:
+            data["traceparent"] = ""
         if not isinstance(data["tenant"], str) or not isinstance(data["metadata"], dict):
             raise ValueError("a ToolRequest's tenant must be a string and its metadata a map")
+        if not isinstance(data["traceparent"], str):
+            raise ValueError("a ToolRequest's traceparent must be a string")
         return cls(**data)
 
 

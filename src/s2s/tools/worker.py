@@ -15,6 +15,10 @@ Each run gets a :class:`~s2s.tools.context.ToolContext` built from the request (
 call id, delivery count, caller metadata, deadline) for the tools that take one. A tool raising
 :class:`~s2s.tools.decorator.ToolError` answers with its message as an error result.
 
+With tracing on (``observability.tracing``), a call whose request carries a ``traceparent`` runs
+inside an ``s2s.tool.run`` span, a child of the session actor's ``s2s.tool_call`` span (same
+trace; sampled as the call was), and its log lines carry the trace and span ids.
+
 **Redis faults.** No loop of the worker dies of an exception: the reading loop and the
 heartbeat log the first failure of a run (a Redis error as a warning, anything else with its
 traceback) and retry with a capped backoff, logging again when they recover; a consumer group
@@ -38,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..log import logger, session_id_var
 from ..service import keys
-from ..service.config import RedisSettings, ToolPoolSettings
+from ..service.config import RedisSettings, ToolPoolSettings, TracingSettings
 from ..service.metrics import Metrics
+from ..service.tracing import Tracing, setup_tracing
 from .context import ToolContext
 from .decorator import ToolArgumentError, ToolError
 from .queue import ToolOutcome, ToolRequest, is_connection_error, post_result
@@ -118,8 +123,10 @@ class ToolWorker:
         *,
         result_ttl_s: int = 3600,
         name: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.redis = redis
+        self.tracing = tracing
         self.pool = pool
         self.settings = settings
         self.registry = registry
@@ -342,7 +349,7 @@ class ToolWorker:
             metadata=request.metadata,
             deadline=request.deadline,
         )
-        content, is_error, outcome = await self._run(request, context, remaining)
+        content, is_error, outcome = await self._traced_run(request, context, remaining)
         result = ToolOutcome(
             request.call_id, content, is_error, self.name, (time.time() - started) * 1000, delivered
         )
@@ -357,6 +364,31 @@ class ToolWorker:
             return
         self.completed += 1
         self._metrics.inc("s2s_tool_calls", pool=self.pool, tool=request.name, outcome=outcome)
+
+    async def _traced_run(
+        self, request: ToolRequest, context: ToolContext, remaining: float
+    ) -> tuple[str, bool, str]:
+        """:meth:`_run`, inside the call's ``s2s.tool.run`` span when it is traced."""
+        if self.tracing is None or not request.traceparent:
+            return await self._run(request, context, remaining)
+        attributes = {
+            "s2s.tool": request.name,
+            "s2s.call_id": request.call_id,
+            "s2s.session_id": request.session_id,
+            "s2s.tenant": request.tenant,
+            "s2s.pool": self.pool,
+            "s2s.attempt": context.attempt,
+            "s2s.worker": self.name,
+        }
+        with self.tracing.tool_run(request.traceparent, attributes) as span:
+            content, is_error, outcome = await self._run(request, context, remaining)
+            if span is not None:
+                span.set_attribute("s2s.outcome", outcome)
+                if is_error:
+                    from opentelemetry.trace import Status, StatusCode
+
+                    span.set_status(Status(StatusCode.ERROR, outcome))
+        return content, is_error, outcome
 
     async def _run(
         self, request: ToolRequest, context: ToolContext, remaining: float
@@ -418,17 +450,25 @@ async def run_worker(
     settings: ToolPoolSettings,
     result_ttl_s: int = 3600,
     redis_settings: RedisSettings | None = None,
+    tracing_settings: TracingSettings | None = None,
 ) -> None:
-    """Serve ``pool`` until SIGINT/SIGTERM (the body of ``s2s tool-worker``)."""
+    """Serve ``pool`` until SIGINT/SIGTERM (the body of ``s2s tool-worker``); with tracing on,
+    the spans still buffered are exported before it returns."""
     from ..service.redis_client import connect
     from ..signals import stop_on_signals
 
     registry = ToolRegistry.from_modules(settings.modules)
+    tracing = setup_tracing(tracing_settings or TracingSettings(), "tool-worker")
     redis = connect(redis_settings or RedisSettings(), redis_url)
     stop = stop_on_signals()
-    worker = ToolWorker(redis, pool, settings, registry, result_ttl_s=result_ttl_s)
+    worker = ToolWorker(redis, pool, settings, registry, result_ttl_s=result_ttl_s, tracing=tracing)
     try:
         await worker.run(stop)
     finally:
         with contextlib.suppress(Exception):
             await redis.aclose()
+        if tracing is not None:
+            try:
+                await asyncio.to_thread(tracing.shutdown)
+            except Exception as exc:
+                log.warning("could not export the last spans on exit: %s", exc)
