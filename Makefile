@@ -8,7 +8,7 @@ demo: venv  ## the whole stack on embedded defaults, and a demo call through it
 	$(BIN)/s2s up
 
 test: venv lint typecheck  ## lint, type-check and run the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: venv
 	$(BIN)/ruff check src tests actors deployments benchmarks

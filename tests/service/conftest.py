@@ -55,7 +55,7 @@ def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[
     local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=2)
     local.start()
     yield local
-    local.stop()
+    local.stop(graceful=False)  # nobody is on the calls any more: Ray's shutdown ends them
 
 
 @pytest.fixture

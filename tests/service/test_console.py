@@ -3,6 +3,10 @@ against the whole service on a real Ray: the live-calls list (tenant-scoped, kep
 call feed), one call's live transcript, tools and turns, and a supervisor stepping in.
 
 With ``S2S_SCREENSHOTS`` set, the tests save the pages' screenshots into ``docs/images/``.
+
+The softphone's tests (:mod:`.softphone_checks`) and the trace test (:mod:`.trace_checks`) run
+here too, on this module's stack (with tracing on, exported to a receiver on loopback): a stack
+takes ~25 s to start and stop, and these three need nothing of each other but the service.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ..helpers import utterance
 from .browser import launch, page_errors, shown
+from .softphone_checks import *  # noqa: F403
 from .stack import (
     ACME_KEY,
     ADMIN_KEY,
@@ -26,7 +32,12 @@ from .stack import (
     http_client,
     open_call,
 )
+from .trace_checks import *  # noqa: F403
 
+pytestmark = pytest.mark.slow
+
+#: The stack's ``observability`` section comes from trace_checks' ``observability`` fixture.
+OBSERVABILITY_FIXTURE = "observability"
 SCREENSHOTS = ROOT / "docs" / "images"
 #: Browser waits (ms): generous, the machine is small and shared.
 WAIT_MS = 30_000

@@ -105,7 +105,7 @@ def stack(emulator: EmulatorThread) -> Iterator[LocalStack]:
     try:
         yield local
     finally:
-        local.stop()
+        local.stop(graceful=False)
         gemini.stop()
         nova.stop()
         live.stop()

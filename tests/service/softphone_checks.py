@@ -1,4 +1,5 @@
-"""The browser softphone (``/console/softphone``) in headless Chromium, through the whole stack.
+"""The browser softphone (``/console/softphone``) in headless Chromium, through the whole stack
+(collected by ``test_console.py``, which runs the browser and trace tests on one stack).
 
 Chromium's fake microphone plays a caller who talks for 1.2 s and pauses for 1.8 s, over and
 over (:func:`~tests.service.browser.caller_wav`). The page captures it with an AudioWorklet,
@@ -28,7 +29,10 @@ from ..conftest import SECOND
 from .browser import caller_wav, launch, page_errors
 from .stack import API_KEY, ROOT, EmulatorThread, http_client
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+__all__ = [
+    "test_a_softphone_call_is_answered_heard_cut_by_a_barge_in_and_hung_up",
+    "test_the_microphone_resampler_keeps_speech_and_removes_what_would_alias",
+]
 
 SCREENSHOT = ROOT / "docs" / "images" / "softphone.png"
 
@@ -56,6 +60,7 @@ async def reports(page: Any) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.timeout(120)
 async def test_a_softphone_call_is_answered_heard_cut_by_a_barge_in_and_hung_up(
     base: str, emulator: EmulatorThread, tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""Traces, turn stats and call summaries of a real call through the whole stack.
+"""Traces, turn stats and call summaries of a real call through the whole stack (collected by
+``test_console.py``, which runs the browser and trace tests on one stack).
 
 The stack runs with tracing on (every call sampled) and exports over OTLP/HTTP to a receiver
 this module runs on loopback. One call has a spoken turn, then a turn whose answer needs a tool
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +30,12 @@ from ..helpers import utterance
 from .otlp_receiver import OtlpReceiver, ReceivedSpan
 from .stack import ADMIN_KEY, Call, http_client, open_call, tool_result, turn_completed
 
-pytestmark = pytest.mark.slow
+__all__ = [
+    "observability",
+    "otlp",
+    "test_a_call_is_one_trace_with_turns_a_worker_span_and_a_published_summary",
+]
 
-OBSERVABILITY_FIXTURE = "observability"
 RATE = 16000
 
 
@@ -173,7 +178,11 @@ async def check_one_call(base: str, ws_base: str, stack: Any, otlp: OtlpReceiver
         scrape = await http.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert scrape.status_code == 200
     text = scrape.text
-    assert 's2s_response_latency_seconds_count{provider="openai_realtime"} 2.0' in text
+    # (other calls on the same stack count too: this call's two turns are at least in)
+    counted = re.search(
+        r's2s_response_latency_seconds_count\{provider="openai_realtime"\} (\S+)', text
+    )
+    assert counted is not None and float(counted.group(1)) >= 2
     assert 's2s_first_audio_seconds_count{provider="openai_realtime"}' in text
     assert "s2s_node_free_session_slots{node=" in text
     assert "s2s_redis_up 1.0" in text
