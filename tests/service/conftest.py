@@ -14,6 +14,9 @@ from s2s.service.redis_server import EmbeddedRedis
 
 from .stack import EmulatorThread, service_config, with_repo_on_path
 
+# Tests that test_console.py collects from these modules get pytest's assertion messages too.
+pytest.register_assert_rewrite("tests.service.softphone_checks", "tests.service.trace_checks")
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

@@ -286,6 +286,7 @@ class Call {
   /** Hang up: ask the service to end the call, and make sure it ends. */
   async hangUp() {
     this.microphone?.stop();
+    clearInterval(this.timer); // nothing more to report on a call being ended
     if (!this.stream || this.ended) {
       this.stop();
       return;

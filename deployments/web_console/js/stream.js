@@ -60,6 +60,7 @@ export class CallStream {
     this.live = false; // the current socket is open and past stream_opened
     this.attempts = 0;
     this.ended = false;
+    this.closeSent = false; // the page asked to end the call: no more input
     this.ws = null;
     this.closeReason = null; // from session_closed
     this.decoder = new TextDecoder();
@@ -88,21 +89,30 @@ export class CallStream {
   sendControl(message) {
     const text = JSON.stringify(message);
     if (message.type === "ping") {
-      if (this.live) this.ws.send(text);
+      this.transmit(text);
       return;
     }
     this.input(text);
+    if (message.type === "close") this.closeSent = true;
   }
 
   input(data) {
-    if (this.ended) return;
+    // Once the page has asked to end the call, nothing else goes (the close may cross the
+    // service's own close of the socket, and input after it would only be refused).
+    if (this.ended || this.closeSent) return;
     this.position += 1;
     this.unacked.push({ position: this.position, data });
     if (this.unacked.length > MAX_UNACKED) {
       const dropped = this.unacked.splice(0, this.unacked.length - MAX_UNACKED);
       this.onNotice("error", `input lost: ${dropped.length} messages were never acknowledged`);
     }
-    if (this.live) this.ws.send(data);
+    this.transmit(data);
+  }
+
+  /** Send now if the socket is open; otherwise the input waits in `unacked` for the next one
+   * (a socket the service is closing takes nothing: the browser would only log an error). */
+  transmit(data) {
+    if (this.live && this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
   }
 
   received(data) {
@@ -160,8 +170,9 @@ export class CallStream {
     this.unacked = resend;
     this.position = saved + resend.length;
     this.acked = Math.max(this.acked, saved);
-    for (const entry of resend) this.ws.send(entry.data);
     this.live = true;
+    // (a socket closed while its stream_opened was on the way takes nothing: the next one will)
+    for (const entry of resend) this.transmit(entry.data);
     if (!first && resend.length) this.onNotice("notice", `resumed: resent ${resend.length} messages`);
     this.onState("live", null);
   }
