@@ -11,7 +11,8 @@ the actor publishes, the caller's text, every tool result applied) and acts on w
   ``s2s:calls``; at most one per 250 ms (the last change always goes out), and once with
   ``ended: true`` when the call ends;
 * metrics: ``s2s_response_latency_seconds``, ``s2s_first_audio_seconds``, ``s2s_barge_ins``
-  (by provider);
+  (by provider); and, through :func:`count_event`, what single events count: model audio,
+  provider errors by code, resumptions, failovers;
 * with ``observability.tracing`` on, the call's spans (:class:`~s2s.service.tracing.CallTrace`),
   whose ``traceparent`` is kept in the record's ``trace`` field for a replacement actor and
   travels with each tool call to the worker.
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from s2s.errors import S2SError
-from s2s.events import SessionEvent
+from s2s.events import EventType, SessionEvent
 from s2s.log import logger, tenant_var, trace_var
 from s2s.service import keys
 from s2s.service.call_watch import CallWatch, Change, SummaryPacer
@@ -43,12 +44,31 @@ from s2s.tasks import TaskSet
 
 from .spec import SessionSpec
 
-__all__ = ["CallReporter"]
+__all__ = ["CallReporter", "count_event"]
 
 log = logger.getChild("actor")
 
 #: Longest wait for the last spans to reach the collector when the call ends.
 TRACE_FLUSH_S = 5.0
+
+
+def count_event(metrics: Metrics, event: SessionEvent, provider: str) -> None:
+    """Count what ``event`` (from ``provider``, the call's current one) adds to the metrics."""
+    kind = event.type
+    if kind is EventType.AUDIO_OUTPUT:
+        metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
+    elif kind is EventType.ERROR and event.error is not None:
+        code = str(event.error.code or type(event.error).__name__)
+        metrics.inc("s2s_provider_errors", provider=provider, code=code)
+    elif kind is EventType.SESSION_RESUMED:
+        metrics.inc("s2s_session_resumptions", provider=provider, reason=event.reason or "")
+    elif kind is EventType.PROVIDER_SWITCHED:
+        metrics.inc(
+            "s2s_provider_failovers",
+            from_provider=str(event.data.get("from", "")),
+            to_provider=provider,
+            reason=event.reason or "",
+        )
 
 
 class CallReporter:

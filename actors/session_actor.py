@@ -38,7 +38,8 @@ from s2s.service.redis_client import connect
 from s2s.service.state import SessionStore
 from s2s.tasks import TaskSet
 
-from .call_reporting import CallReporter
+from .call_reporting import CallReporter, count_event
+from .provider_health import Down, account_failure, choose_start, mark_down
 from .spec import SessionSpec, media_host, provider_config
 from .tool_calls import ToolLedger
 
@@ -131,6 +132,10 @@ class SessionActor:
             start_seq=seq,
         )
         config = provider_config(self.service, self.spec)
+        provider, skipped = self.spec.provider, list[Down]()
+        if saved is None:  # a new call starts past providers down for its account
+            cooldown = self.service.failover_cooldown_s
+            provider, config, skipped = await choose_start(self._redis, self.spec, config, cooldown)
         self._report = CallReporter(
             self.session_id,
             self.spec,
@@ -144,7 +149,7 @@ class SessionActor:
             previous=await self._store.meta(self.session_id) if saved is not None else None,
         )
         await self._report.begin()
-        engine = s2s.new(self.spec.provider, config)
+        engine = s2s.new(provider, config)
         resume = (saved or {}).get("continuation")
         self._session = await engine.start(session_id=self.session_id, resume=resume)
         self._report.started(self._session.provider, self._session.config.model or "")
@@ -176,7 +181,7 @@ class SessionActor:
         self._log.publish(
             "session_started",
             {
-                "provider": self.spec.provider,
+                "provider": provider,
                 "resumed": saved is not None,
                 "sample_rate": self.spec.config["sample_rate"],
                 "audio_format": self.spec.config.get("audio_format", "pcm16"),
@@ -188,11 +193,14 @@ class SessionActor:
                 ),
             },
         )
+        for mark in skipped:
+            self._log.publish("provider_skipped", {**mark.to_dict(), "to": provider})
+            self._metrics.inc("s2s_provider_skips", provider=mark.provider, code=mark.code)
         await self._store.update(
             self.session_id, status="live", actor=ray_actor_name(self.session_id)
         )
         await self._lease()
-        self._metrics.inc("s2s_sessions_started", provider=self.spec.provider)
+        self._metrics.inc("s2s_sessions_started", provider=provider)
         for name, coro in (
             ("event pump", self._pump_events()),
             ("tool-result reader", self._tools.read(lambda: self._closing)),
@@ -201,7 +209,7 @@ class SessionActor:
             self._tasks.spawn(self._supervised(name, coro))
         log.info(
             "session actor started (%s%s)",
-            self.spec.provider,
+            provider,
             ", resumed from saved state" if saved else "",
         )
         return {
@@ -378,36 +386,26 @@ class SessionActor:
     async def _observe(self, event: SessionEvent) -> None:
         kind = event.type
         provider = self._session.provider if self._session is not None else self.spec.provider
-        if kind is EventType.AUDIO_OUTPUT:
-            self._metrics.inc("s2s_audio_out_seconds", event.duration_ms / 1000, provider=provider)
-        elif kind is EventType.TOOL_CALL and event.tool_call is not None:
+        count_event(self._metrics, event, provider)
+        if kind is EventType.TOOL_CALL and event.tool_call is not None:
             assert self._tools is not None and self._report is not None
             call = event.tool_call
             await self._tools.route(call, self._report.tool_traceparent(call.id))
             self._save_soon()
         elif kind is EventType.TOOL_CALL_CANCELLED and self._tools is not None:
             self._tools.cancelled(event.call_ids)
-        elif kind is EventType.ERROR and event.error is not None:
-            self._metrics.inc(
-                "s2s_provider_errors",
-                provider=provider,
-                code=str(event.error.code or type(event.error).__name__),
-            )
-        elif kind is EventType.SESSION_RESUMED:
-            self._metrics.inc(
-                "s2s_session_resumptions", provider=provider, reason=event.reason or ""
-            )
+        elif kind in (EventType.SESSION_RESUMED, EventType.PROVIDER_SWITCHED, EventType.TURN_END):
+            if kind is EventType.PROVIDER_SWITCHED and account_failure(event.data.get("error")):
+                error = event.data["error"]  # the last failure: its provider's, if named
+                failed = str(error.get("provider") or event.data.get("from", ""))
+                self._tasks.spawn(self._account_failed(failed, error))
             self._save_soon()
-        elif kind is EventType.PROVIDER_SWITCHED:
-            self._metrics.inc(
-                "s2s_provider_failovers",
-                from_provider=str(event.data.get("from", "")),
-                to_provider=provider,
-                reason=event.reason or "",
-            )
-            self._save_soon()
-        elif kind is EventType.TURN_END:
-            self._save_soon()
+
+    async def _account_failed(self, provider: str, error: dict[str, Any]) -> None:
+        """``provider`` refused this call's account: new calls skip it for a while."""
+        if self._redis is not None and provider:
+            cooldown = self.service.failover_cooldown_s
+            await mark_down(self._redis, self.spec, provider, error, cooldown)
 
     # -- state, lease, limits ----------------------------------------------------------------------
 
@@ -496,6 +494,10 @@ class SessionActor:
                     {"reason": reason, "error": error.to_dict() if error else None},
                 )
                 await asyncio.wait_for(self._log.flush(), 5.0)
+            if error is not None and account_failure(error):
+                session = self._session
+                failed = error.provider or (session.provider if session else self.spec.provider)
+                await self._account_failed(failed, error.to_dict())
             if self._store is not None:
                 await self._store.update(
                     self.session_id, status=status, closed_reason=reason, closed_at=time.time()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from s2s.log import logger
 from s2s.service import keys
+from s2s.service.redis_client import is_redis_error
 from s2s.service.state import ENDED, SessionStore
 
 from .errors import ApiError
@@ -94,7 +95,7 @@ class CallsFeed:
                     async for text in self._relay(pubsub, principal):
                         yield text
                 except Exception as exc:
-                    if not (isinstance(exc, OSError) or _is_redis_error(exc)):
+                    if not is_redis_error(exc):
                         raise
                     log.warning("call feed lost its subscription (%r); subscribing again", exc)
                 finally:
@@ -125,7 +126,3 @@ class CallsFeed:
                 continue
             if isinstance(summary, dict) and principal.owns(summary.get("tenant")):
                 yield _event("call", summary)
-
-
-def _is_redis_error(exc: BaseException) -> bool:
-    return any(cls.__module__.startswith("redis.") for cls in type(exc).__mro__)

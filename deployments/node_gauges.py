@@ -15,8 +15,6 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-import msgpack
-
 from s2s.log import logger
 from s2s.service import keys
 from s2s.service.metrics import Metrics
@@ -29,23 +27,14 @@ log = logger.getChild("ingress")
 
 #: Bound on each source a scrape reads (Redis, Ray's control store).
 SOURCE_TIMEOUT_S = 2.0
-#: Media advertisements read per pipeline.
-BATCH = 500
 
 
-async def live_sessions_per_node(redis: Any, store: SessionStore) -> dict[str, int]:
+async def live_sessions_per_node(store: SessionStore) -> dict[str, int]:
     """Live sessions by the Ray node their actor advertises (``unknown`` if none)."""
-    ids = await store.live()
     counts: Counter[str] = Counter()
-    for start in range(0, len(ids), BATCH):
-        async with redis.pipeline(transaction=False) as pipe:
-            for session_id in ids[start : start + BATCH]:
-                pipe.get(keys.session_media(session_id))
-            replies = await pipe.execute()
-        for raw in replies:
-            media = msgpack.unpackb(raw, raw=False) if raw is not None else None
-            node = media.get("node_id") if isinstance(media, dict) else None
-            counts[str(node) if node else "unknown"] += 1
+    for media in await store.advertised_media_many(await store.live()):
+        node = media.get("node_id") if media is not None else None
+        counts[str(node) if node else "unknown"] += 1
     return dict(counts)
 
 
@@ -80,9 +69,8 @@ async def scrape(redis: Any, store: SessionStore, metrics: Metrics, resource: st
             await redis.ping()  # before the flush: a flush that fails loses the counters
             await metrics.flush(redis)
             fields = await redis.hgetall(keys.METRICS)
-            live = len(await store.live())
-            per_node = await live_sessions_per_node(redis, store)
+            per_node = await live_sessions_per_node(store)
     except Exception as exc:
         log.warning("metrics: Redis does not answer: %r", exc)
         return render({}, None, nodes=NodeGauges(free_slots=free), redis_up=False)
-    return render(fields, live, nodes=NodeGauges(per_node, free))
+    return render(fields, sum(per_node.values()), nodes=NodeGauges(per_node, free))

@@ -46,6 +46,7 @@ LABELS: dict[str, frozenset[str]] = {
         "s2s_provider_errors": ("provider", "code"),
         "s2s_session_resumptions": ("provider", "reason"),
         "s2s_provider_failovers": ("from_provider", "to_provider", "reason"),
+        "s2s_provider_skips": ("provider", "code"),
         "s2s_tool_calls": ("pool", "tool", "outcome"),
         "s2s_barge_ins": ("provider",),
         # histograms

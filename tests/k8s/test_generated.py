@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import yaml
 from deployments.k8s import render, stale_files, write_files
 from s2s.errors import ConfigurationError
 
-from ..cli import S2S
 from .render import ROOT
 
 
@@ -46,11 +44,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*S2S, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def test_a_config_change_makes_the_check_fail_until_rendered(project: Path):
+def test_a_config_change_makes_the_check_fail_until_rendered(project: Path, run):
     config = project / "config.yaml"
     config.write_text(
         config.read_text().replace("max_ongoing_requests: 1000", "max_ongoing_requests: 700")
@@ -82,7 +76,7 @@ def test_overlay_overrides_are_merged_and_validated(project: Path):
     assert stale_files(project) == []
 
 
-def test_direct_ingress_is_refused_with_a_clear_error(project: Path):
+def test_direct_ingress_is_refused_with_a_clear_error(project: Path, run):
     config = project / "config.yaml"
     config.write_text(config.read_text().replace("ingress: haproxy", "ingress: direct"))
     out = run("k8s", "render", "--project", str(project))
@@ -90,7 +84,7 @@ def test_direct_ingress_is_refused_with_a_clear_error(project: Path):
     assert "serve.ingress: direct is for local runs" in out.stderr
 
 
-def test_the_python_proxy_path_renders_no_haproxy_environment(project: Path):
+def test_the_python_proxy_path_renders_no_haproxy_environment(project: Path, run):
     config = project / "config.yaml"
     config.write_text(config.read_text().replace("ingress: haproxy", "ingress: proxy"))
     assert run("k8s", "render", "--project", str(project)).returncode == 0
@@ -98,7 +92,7 @@ def test_the_python_proxy_path_renders_no_haproxy_environment(project: Path):
     assert "serve.ingress: proxy" in env and "RAY_SERVE_ENABLE_HA_PROXY" not in env
 
 
-def test_render_needs_a_project_folder(tmp_path: Path):
+def test_render_needs_a_project_folder(tmp_path: Path, run):
     out = run("k8s", "render", "--project", str(tmp_path))
     assert out.returncode == 2
     assert "has no config.yaml and k8s/" in out.stderr

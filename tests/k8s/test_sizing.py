@@ -6,8 +6,6 @@ import pytest
 
 from deployments.sizing import SessionCost, parse_cpu, parse_memory, session_slots
 
-from .test_generated import run
-
 
 def test_memory_bounds_a_memory_poor_pod():
     # 12 GiB: 0.8 x 12288 MB - 1024 MB base = 8806 MB -> 88 calls of 100 MB; CPU allows 139.
@@ -54,7 +52,7 @@ def test_bad_quantities_are_refused():
         parse_cpu("two")
 
 
-def test_the_slots_command():
+def test_the_slots_command(run):
     out = run("k8s", "slots", "--memory", "16Gi", "--cpus", "8")
     assert (out.returncode, out.stdout.strip()) == (0, "93")
     out = run("k8s", "slots", "--memory", "16Gi", "--cpus", "8", "--session-cpu", "0.04")

@@ -43,7 +43,9 @@ def emulator() -> Iterator[EmulatorThread]:
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[LocalStack]:
     """The whole service for one test module (a module may set ``SESSION_SLOTS``,
-    ``SERVE_SETTINGS``: ``serve`` settings over the tests' own, and ``OBSERVABILITY_FIXTURE``:
+    ``TOOL_WORKERS``: worker processes per tool pool (1; each costs the first test a second or
+    two of CPU while it imports), ``SERVE_SETTINGS``: ``serve`` settings over the tests' own,
+    and ``OBSERVABILITY_FIXTURE``:
     the name of a module fixture whose value is the ``observability`` section, set up before
     the stack and torn down after it)."""
     with_repo_on_path()
@@ -55,7 +57,8 @@ def stack(request: pytest.FixtureRequest, emulator: EmulatorThread) -> Iterator[
     observability = getattr(request.module, "OBSERVABILITY_FIXTURE", None)
     if observability is not None:
         data["observability"] = request.getfixturevalue(observability)
-    local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=2)
+    workers = getattr(request.module, "TOOL_WORKERS", 1)
+    local = LocalStack(ServiceConfig.model_validate(data), workers_per_pool=workers)
     local.start()
     yield local
     local.stop(graceful=False)  # nobody is on the calls any more: Ray's shutdown ends them

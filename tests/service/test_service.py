@@ -44,6 +44,8 @@ from .stack import (
 )
 
 pytestmark = pytest.mark.slow
+#: Two workers per pool: the worker tests kill one while the other keeps serving.
+TOOL_WORKERS = 2
 
 
 async def create(http: httpx.AsyncClient, **body: object) -> dict:

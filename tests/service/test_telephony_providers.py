@@ -10,6 +10,7 @@ this is the stack with more than one provider.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
 from deployments.stack import LocalStack
@@ -180,12 +182,15 @@ async def test_a_line_at_its_quota_answers_busy_on_both_platforms(base, ws_base)
 
 
 async def test_a_call_moves_to_the_next_provider_when_its_quota_runs_out(
-    base, ws_base, emulator: EmulatorThread
+    base, ws_base, emulator: EmulatorThread, stack: LocalStack
 ):
     """The request names a failover list; the OpenAI emulator runs out of quota mid-utterance
     (as production words it); the call goes on on Gemini, hears the whole utterance, and the
-    client sees one provider_switched event."""
-    async with http_client(base) as http:
+    client sees one provider_switched event. The next call with that list starts on Gemini
+    without knocking at OpenAI's door (the account is out of quota for a while)."""
+    assert stack.info is not None
+    redis = Redis.from_url(stack.info.redis_url)
+    async with http_client(base) as http, contextlib.aclosing(redis):
         reply = await http.post(
             "/v1/sessions",
             json={"provider": "openai_realtime", "failover": ["gemini_live"], "sample_rate": 16000},
@@ -218,6 +223,34 @@ async def test_a_call_moves_to_the_next_provider_when_its_quota_runs_out(
         await call.ws.close()
         detail = (await http.get(f"/v1/sessions/{session_id}")).json()
         await http.delete(f"/v1/sessions/{session_id}")
+
+        # the next call on the same account skips OpenAI while its quota is out
+        mark = "s2s:providers:openai_realtime:down:service"
+        assert 0 < await redis.pttl(mark) <= 60_000
+        knocks = len(emulator.emulator.sessions)
+        reply = await http.post(
+            "/v1/sessions",
+            json={"provider": "openai_realtime", "failover": ["gemini_live"], "sample_rate": 16000},
+        )
+        assert reply.status_code == 201, reply.text
+        second = await open_call(ws_base, reply.json()["session_id"])
+        await second.until(lambda e: e["type"] == "session_started")
+        speech = utterance(1.0, 16000, seed=4)
+        for start in range(0, len(speech), step):
+            await second.ws.send(speech[start : start + step])
+        await second.until(turn_completed, 30)
+        await second.ws.close()
+        await http.delete(f"/v1/sessions/{reply.json()['session_id']}")
+        await redis.delete(mark)  # the other tests of this stack use OpenAI
+    assert len(emulator.emulator.sessions) == knocks  # OpenAI never saw the second call
+    kinds = [e["type"] for e in second.events]
+    assert kinds.index("session_started") < kinds.index("provider_skipped")
+    assert "provider_switched" not in kinds
+    started = next(e for e in second.events if e["type"] == "session_started")
+    skipped = next(e for e in second.events if e["type"] == "provider_skipped")
+    assert started["provider"] == "gemini_live"
+    assert skipped["provider"] == "openai_realtime" and skipped["to"] == "gemini_live"
+    assert skipped["code"] == "insufficient_quota"
     assert switched["data"]["from"] == "openai_realtime"
     assert switched["data"]["to"] == "gemini_live"
     assert switched["reason"] == "insufficient_quota"

@@ -117,8 +117,9 @@ export class Resampler {
 /**
  * The microphone: getUserMedia (echo cancellation, noise suppression) -> the capture worklet ->
  * a Resampler to `sampleRate` -> PCM16 little-endian frames of `frameMs`, given to
- * `onFrame(ArrayBuffer)`; `onLevel(dbfs)` for a meter; `onError(error)` if the worklet fails. `start()` rejects with the browser's
- * error (NotAllowedError, NotFoundError, ...) when there is no microphone to use.
+ * `onFrame(ArrayBuffer)`; `onLevel(dbfs)` for a meter; `onError(error)` if the worklet fails.
+ * `start()` opens the device and rejects with the browser's error (NotAllowedError,
+ * NotFoundError, ...) when there is no microphone to use; `listen()` starts the frames.
  */
 export class Microphone {
   constructor(context, { sampleRate, frameMs = 20, onFrame, onLevel = () => {}, onError }) {
@@ -134,8 +135,11 @@ export class Microphone {
     this.stream = null;
     this.node = null;
     this.source = null;
+    this.listening = false;
   }
 
+  /** Open the microphone (the browser asks the person) and load the capture worklet; nothing
+   * is captured until `listen()`. */
   async start() {
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 },
@@ -153,7 +157,14 @@ export class Microphone {
     });
     this.node.port.onmessage = (event) => this.block(event.data);
     this.node.onprocessorerror = () => this.onError(new Error("the capture worklet failed"));
-    this.source.connect(this.node);
+  }
+
+  /** Start capturing (after `start()`): frames flow from now on. Idempotent. */
+  listen() {
+    if (this.source && this.node && !this.listening) {
+      this.source.connect(this.node);
+      this.listening = true;
+    }
   }
 
   block(samples) {
@@ -179,6 +190,7 @@ export class Microphone {
     if (this.source) this.source.disconnect();
     if (this.stream) for (const track of this.stream.getTracks()) track.stop();
     this.node = this.source = this.stream = null;
+    this.listening = false;
     this.onLevel(-100);
   }
 }

@@ -137,7 +137,14 @@ function onEvent(event) {
   switch (e.type) {
     case "session_started":
       if (e.resumed) notice("The call continued in a new session actor.");
+      if (e.provider && e.provider !== call.record.provider) {
+        call.record.provider = e.provider;
+        showFacts();
+      }
       setState("listening");
+      break;
+    case "provider_skipped":
+      notice(`Started on ${e.to}: ${e.provider} is down for this account (${e.code}).`);
       break;
     case "transcript":
       onTranscript(e);

@@ -1,10 +1,11 @@
 // The softphone: call the service from this browser's microphone and hear the model answer.
 //
-// "Call" creates a session (POST /v1/sessions: PCM16 at 24 kHz, metadata channel=softphone),
-// opens its stream (stream.js) and sends the microphone as 20 ms PCM16 frames (audio.js). The
-// model's audio plays gap-free (Player); on speech_started or interrupted the page stops it at
-// once and reports how much of the item the person heard ({"type": "playback", item_id,
-// played_ms}), so the model forgets what was never heard. It also reports an item that played
+// "Call" opens the microphone (so a refused microphone costs no session), creates a session
+// (POST /v1/sessions: PCM16 at 24 kHz, metadata channel=softphone), opens its stream
+// (stream.js) and, once the stream is live, sends the microphone as 20 ms PCM16 frames
+// (audio.js). The model's audio plays gap-free (Player); on speech_started or interrupted the
+// page stops it at once and reports how much of the item the person heard ({"type":
+// "playback", item_id, played_ms}), so the model forgets what was never heard. It also reports an item that played
 // out in full, and the playing item every 100 ms (as phone platforms' marks do), because the
 // service places the barge-in cut at the latest report it has when the provider hears the
 // caller, before this page's own stop report arrives: a report at most 100 ms old keeps the cut
@@ -206,6 +207,9 @@ class Call {
       case "session_resumed":
         transcript.notice(`provider connection resumed (${event.reason || "no reason given"})`);
         break;
+      case "provider_skipped":
+        transcript.notice(`started on ${event.to}: ${event.provider} is down for this account (${event.code})`);
+        break;
       case "provider_switched":
         transcript.notice(`switched provider (${event.reason || "no reason given"})`);
         break;
@@ -277,6 +281,9 @@ class Call {
 
   streamState(state, detail) {
     setState(state, detail);
+    // The caller is heard from the moment the call is live (as on a phone, nothing said while
+    // it rings is sent); from then on, input during a reconnect waits in the stream, unlost.
+    if (state === "live") this.microphone.listen();
     if (state === "ended" || state === "failed") {
       if (state === "failed") showError(detail);
       this.stop();

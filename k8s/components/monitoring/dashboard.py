@@ -266,7 +266,8 @@ ROWS = (
             Panel(
                 "Resumptions and failovers per minute",
                 "Calls moved to a new connection of the same provider (resumption, by reason) "
-                "or to another provider (failover).",
+                "or to another provider (failover), and new calls started past a provider down "
+                "for their account (skipped).",
                 (
                     Query(
                         per_minute("s2s_session_resumptions_total", PROV, "provider, reason"),
@@ -279,6 +280,10 @@ ROWS = (
                             "from_provider, to_provider, reason",
                         ),
                         "failover {{from_provider}} -> {{to_provider}} {{reason}}",
+                    ),
+                    Query(
+                        per_minute("s2s_provider_skips_total", PROV, "provider, code"),
+                        "skipped {{provider}} {{code}}",
                     ),
                 ),
                 unit="cpm",

@@ -335,6 +335,10 @@ class ServiceConfig(_Section):
     """Providers a call moves to, in order, when its provider fails for good (quota, billing,
     a refused key, a retired model, reconnects exhausted); a request's ``failover`` replaces it.
     Each uses its ``providers.<name>`` settings and the tenant's credentials for it."""
+    failover_cooldown_s: float = Field(default=60.0, ge=0)
+    """After a quota, billing or credential failure, new calls whose failover list names another
+    provider skip the failed one for this long (per credentials: the service's or a tenant's
+    own); 0: never skip."""
     redis: RedisSettings = RedisSettings()
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     serve: ServeSettings = ServeSettings()

@@ -13,6 +13,7 @@ __all__ = [
     "session_meta",
     "session_state",
     "call_outcome",
+    "provider_down",
     "telephony_token",
     "tool_calls",
     "tenant_calls",
@@ -106,3 +107,9 @@ def call_outcome(session_id: str) -> str:
     """How a phone call ended (hang up or transfer, to whom, a summary): JSON, read by the
     platform's follow-up (Twilio's ``<Redirect>`` after ``</Connect>``)."""
     return f"{PREFIX}:{{{session_id}}}:call_outcome"
+
+
+def provider_down(provider: str, scope: str) -> str:
+    """String with a TTL: ``provider`` is down for the credentials of ``scope`` (``service`` or
+    ``tenant:<name>``) until it expires; JSON ``{provider, code, error_type, until}``."""
+    return f"{PREFIX}:providers:{provider}:down:{scope}"

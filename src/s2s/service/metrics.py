@@ -36,6 +36,10 @@ COUNTERS = {
     "s2s_provider_errors": "Errors reported by providers, by provider and code.",
     "s2s_session_resumptions": "Calls moved to a new provider connection, by reason.",
     "s2s_provider_failovers": "Calls moved to another provider (failover), by from, to and reason.",
+    "s2s_provider_skips": (
+        "New calls started past a provider down for their account (quota, billing, credentials), "
+        "by provider and code."
+    ),
     "s2s_tool_calls": "Tool calls, by pool, tool and outcome.",
     "s2s_barge_ins": "Callers speaking over the model (barge-ins), by provider.",
 }

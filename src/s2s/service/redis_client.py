@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .config import RedisSettings
 
-__all__ = ["connect", "redis_class"]
+__all__ = ["connect", "is_connection_error", "is_redis_error", "redis_class"]
 
 _OPTIONAL_SDK = "opentelemetry.sdk.metrics"
 
@@ -62,3 +62,20 @@ def connect(
         timeout=settings.pool_timeout_s,
     )
     return client_class.from_pool(pool)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A lost or refused connection, or a timeout (redis-py's errors, or the OS's): trying again
+    on a fresh connection may help."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("redis.")}
+    return bool(names & {"ConnectionError", "TimeoutError"})
+
+
+def is_redis_error(exc: BaseException) -> bool:
+    """Any failure talking to Redis: a connection error, or one of redis-py's own (a server
+    reply such as LOADING or READONLY while Redis restarts or fails over)."""
+    return is_connection_error(exc) or any(
+        cls.__module__.startswith("redis.") for cls in type(exc).__mro__
+    )

@@ -126,6 +126,21 @@ class SessionStore:
         value = _unpack(await self._redis.get(keys.session_media(session_id)))
         return value if isinstance(value, dict) else None
 
+    async def advertised_media_many(
+        self, session_ids: list[str], batch: int = 500
+    ) -> list[dict[str, Any] | None]:
+        """:meth:`advertised_media` of each session, in order, read ``batch`` per pipeline."""
+        found: list[dict[str, Any] | None] = []
+        for start in range(0, len(session_ids), batch):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for session_id in session_ids[start : start + batch]:
+                    pipe.get(keys.session_media(session_id))
+                replies = await pipe.execute()
+            for raw in replies:
+                value = _unpack(raw)
+                found.append(value if isinstance(value, dict) else None)
+        return found
+
     async def live(self, tenant: str | None = None) -> list[str]:
         """Sessions (of ``tenant``; None: every tenant) whose lease has not run out, oldest
         lease first."""

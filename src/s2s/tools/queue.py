@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from ..service import keys
+from ..service.redis_client import is_connection_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ToolOutcome",
     "ToolRequest",
-    "is_connection_error",
     "post_result",
     "read_results",
     "submit",
@@ -114,14 +114,6 @@ class ToolOutcome:
 
 #: Pauses before the second and third try of a submission whose connection failed.
 SUBMIT_RETRY_DELAYS_S = (0.05, 0.25)
-
-
-def is_connection_error(exc: BaseException) -> bool:
-    """A lost or refused connection, or a timeout (redis-py's errors, or the OS's)."""
-    if isinstance(exc, OSError | TimeoutError):
-        return True
-    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("redis.")}
-    return bool(names & {"ConnectionError", "TimeoutError"})
 
 
 async def submit(redis: Redis, request: ToolRequest) -> None:

@@ -44,10 +44,11 @@ from ..log import logger, session_id_var
 from ..service import keys
 from ..service.config import RedisSettings, ToolPoolSettings, TracingSettings
 from ..service.metrics import Metrics
+from ..service.redis_client import is_redis_error
 from ..service.tracing import Tracing, setup_tracing
 from .context import ToolContext
 from .decorator import ToolArgumentError, ToolError
-from .queue import ToolOutcome, ToolRequest, is_connection_error, post_result
+from .queue import ToolOutcome, ToolRequest, post_result
 from .registry import ToolRegistry
 
 if TYPE_CHECKING:
@@ -67,13 +68,6 @@ def _backoff(failures: int) -> float:
     return min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2.0 ** min(failures, 10))
 
 
-def _is_redis_error(exc: BaseException) -> bool:
-    """A connection, timeout or server error (redis-py's own, or the OS's)."""
-    if is_connection_error(exc):
-        return True
-    return any(cls.__module__.startswith("redis.") for cls in type(exc).__mro__)
-
-
 class _Supervisor:
     """Tracks one loop's run of failures: logs its start and its end once, not per retry."""
 
@@ -87,7 +81,7 @@ class _Supervisor:
         self.failures += 1
         if self.failures == 1:
             self._since = time.monotonic()
-            if _is_redis_error(exc):
+            if is_redis_error(exc):
                 log.warning("%s failed (%s: %s); retrying", self.what, type(exc).__name__, exc)
             else:
                 log.exception("%s failed unexpectedly; retrying", self.what)
