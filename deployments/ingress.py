@@ -12,7 +12,7 @@ events (:mod:`deployments.streams`).
 Routes under ``/v1`` need a tenant's API key (``Authorization: Bearer <key>``, ``X-API-Key``
 or, for browsers' WebSockets and EventSource, ``?api_key=``); a session of another tenant is a
 404 on every route. Admin keys see every tenant's sessions and reach ``/metrics`` and
-``/openapi.json``:
+``/openapi.json``; metrics keys (for Prometheus) reach ``/metrics`` and nothing else:
 
 * ``POST /v1/sessions``, ``GET /v1/sessions``, ``GET`` / ``DELETE /v1/sessions/{id}``
 * ``WS /v1/sessions/{id}/stream?last_seq=N``: binary frames are audio, text frames JSON
@@ -23,7 +23,8 @@ or, for browsers' WebSockets and EventSource, ``?api_key=``); a session of anoth
 * ``GET /v1/calls/feed``: the key's live calls as Server-Sent Events (the console's call list)
 * ``GET /console/``: the supervisor console and the browser softphone (static pages, public;
   they hold no data and use the API with the key the user gives them)
-* ``GET /healthz`` (public: ok or unhealthy), ``GET /metrics`` and ``GET /openapi.json`` (admin)
+* ``GET /healthz`` (public: ok or unhealthy), ``GET /metrics`` (an admin or a metrics key) and
+  ``GET /openapi.json`` (admin)
 """
 
 import asyncio
@@ -167,11 +168,18 @@ class Ingress:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _principal(self, headers: Any, query: Any) -> Principal:
+    def _known(self, headers: Any, query: Any) -> Principal:
         self._start_flusher()
         principal = self.auth.authenticate(headers, query)
         if principal is None:
             raise ApiError(401, "unauthorized", "missing or wrong API key")
+        return principal
+
+    def _principal(self, headers: Any, query: Any) -> Principal:
+        """A tenant's or an admin's key (a metrics key is refused: it reads /metrics only)."""
+        principal = self._known(headers, query)
+        if principal.metrics_only:
+            raise ApiError(403, "forbidden", "a metrics key may read /metrics only")
         return principal
 
     def _auth(self, request: Request) -> Principal:
@@ -181,6 +189,12 @@ class Ingress:
         principal = self._auth(request)
         if not principal.admin:
             raise ApiError(403, "forbidden", "this route needs an admin key")
+        return principal
+
+    def _metrics_reader(self, request: Request) -> Principal:
+        principal = self._known(request.headers, request.query_params)
+        if not principal.reads_metrics:
+            raise ApiError(403, "forbidden", "this route needs a metrics or an admin key")
         return principal
 
     def _start_flusher(self) -> None:
@@ -417,7 +431,7 @@ class Ingress:
 
     @app.get("/metrics")
     async def prometheus(self, request: Request) -> Response:
-        self._admin(request)
+        self._metrics_reader(request)
         page = await scrape(self.redis, self.store, self.metrics, self.config.sessions.resource)
         return Response(page, media_type="text/plain; version=0.0.4")
 

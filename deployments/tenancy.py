@@ -3,8 +3,9 @@
 Keys are never kept in memory as given: each accepted key is stored as its SHA-256, and a
 presented key is hashed and looked up, so comparing costs the same whatever the key. Keys come
 from ``tenants.<name>.keys_env`` / ``key_hashes``, ``auth.api_keys`` / ``auth.api_keys_env`` (the
-default tenant) and ``auth.admin_keys_env`` / ``auth.admin_key_hashes`` (admins, who see every
-tenant's calls and reach the operational routes).
+default tenant), ``auth.admin_keys_env`` / ``auth.admin_key_hashes`` (admins, who see every
+tenant's calls and reach the operational routes) and ``auth.metrics_keys_env`` /
+``auth.metrics_key_hashes`` (metrics readers: ``/metrics`` and nothing else).
 """
 
 from __future__ import annotations
@@ -31,17 +32,25 @@ def hash_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: a tenant's key, or an admin's (``tenant`` is then None)."""
+    """An authenticated caller: a tenant's key, an admin's or a metrics reader's (``tenant`` is
+    then None). A metrics reader owns no session and may read ``/metrics`` only."""
 
     tenant: str | None
     admin: bool = False
+    metrics_only: bool = False
 
     def owns(self, tenant: str | None) -> bool:
         """May this caller see and steer a session of ``tenant``?"""
         return self.admin or (tenant is not None and tenant == self.tenant)
 
     @property
+    def reads_metrics(self) -> bool:
+        return self.admin or self.metrics_only
+
+    @property
     def label(self) -> str:
+        if self.metrics_only:
+            return "metrics reader"
         return "admin" if self.admin else f"tenant {self.tenant}"
 
 
@@ -75,6 +84,10 @@ class Authenticator:
             self._add(hash_key(key), Principal(None, admin=True))
         for digest in auth.admin_key_hashes:
             self._add(digest, Principal(None, admin=True))
+        for key in auth.metrics_keys(env):
+            self._add(hash_key(key), Principal(None, metrics_only=True))
+        for digest in auth.metrics_key_hashes:
+            self._add(digest, Principal(None, metrics_only=True))
         for key in auth.keys(env):
             self._add(hash_key(key), Principal(auth.default_tenant))
         for name, tenant in config.tenants.items():

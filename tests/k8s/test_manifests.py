@@ -385,6 +385,16 @@ def test_secrets_are_referenced_and_never_inlined(
     config = mounted_config(docs, rayservice)
     assert config.auth.api_keys == []
     assert config.auth.api_keys_env == "S2S_API_KEYS"
+    # every Ray pod reads its admin and metrics keys (Prometheus's) from s2s-api-keys
+    key_vars = {
+        config.auth.admin_keys_env: "admin-keys",
+        config.auth.metrics_keys_env: "metrics-keys",
+    }
+    for spec in ray_pod_specs(rayservice):
+        env = {e["name"]: e for c in spec["containers"] for e in c.get("env", [])}
+        for name, key in key_vars.items():
+            ref = env[name]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "s2s-api-keys", "key": key, "optional": True}, name
     serve_text = rayservice["spec"]["serveConfigV2"]
     assert not re.search(r"sk-|api_key|password", serve_text, re.IGNORECASE)
 

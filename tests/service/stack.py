@@ -28,6 +28,8 @@ API_KEY = "test-api-key-0123"
 ACME_KEY = "acme-key-0123456789"
 GLOBEX_KEY = "globex-key-0123456789"
 ADMIN_KEY = "admin-key-0123456789"
+METRICS_KEY = "metrics-key-0123456789"
+"""Prometheus's key: ``/metrics`` and nothing else."""
 INITECH_KEY = "initech-key-0123456789"
 #: initech brings its own provider key, held in this variable (a key the provider refuses).
 INITECH_PROVIDER_KEY_VAR = "S2S_TEST_INITECH_OPENAI_KEY"
@@ -93,7 +95,11 @@ def service_config(emulator_url: str) -> dict[str, Any]:
             "default": {"modules": ["s2s.tools.examples"], "timeout_s": 3, "claim_idle_s": 1},
             "slow": {"modules": ["tests.service.tools"], "timeout_s": 15, "claim_idle_s": 1},
         },
-        "auth": {"api_keys": [API_KEY], "admin_key_hashes": [hash_key(ADMIN_KEY)]},
+        "auth": {
+            "api_keys": [API_KEY],
+            "admin_key_hashes": [hash_key(ADMIN_KEY)],
+            "metrics_key_hashes": [hash_key(METRICS_KEY)],
+        },
         "tenants": {
             "acme": {
                 "key_hashes": [hash_key(ACME_KEY)],

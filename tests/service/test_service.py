@@ -35,6 +35,7 @@ from ..helpers import utterance
 from .stack import (
     ADMIN_KEY,
     API_KEY,
+    METRICS_KEY,
     Call,
     EmulatorThread,
     http_client,
@@ -477,7 +478,7 @@ async def test_twenty_sessions_at_once_all_complete(base, ws_base):
     print(f"20 concurrent sessions completed in {elapsed:.1f} s")
 
 
-async def test_health_and_metrics(base):
+async def test_health_and_metrics(base, ws_base):
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/metrics")).status_code == 401
@@ -485,6 +486,28 @@ async def test_health_and_metrics(base):
         assert tenant.status_code == 403
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         text = (await http.get("/metrics", headers=admin)).text
+        reader = {"Authorization": f"Bearer {METRICS_KEY}"}
+        scraped = (await http.get("/metrics", headers=reader)).text
+        types = [line for line in text.splitlines() if line.startswith("# TYPE")]
+        assert types and types == [
+            line for line in scraped.splitlines() if line.startswith("# TYPE")
+        ]
+        # a metrics key reads /metrics and nothing else: no call is listed, heard or steered
+        refused = await asyncio.gather(
+            http.get("/v1/sessions", headers=reader),
+            http.post("/v1/sessions", headers=reader, json={}),
+            http.get("/v1/sessions/any-id", headers=reader),
+            http.post("/v1/sessions/any-id/text", headers=reader, json={"text": "hi"}),
+            http.get("/v1/sessions/any-id/events", headers=reader),
+            http.get("/v1/calls/feed", headers=reader),
+            http.get("/openapi.json", headers=reader),
+        )
+        for reply in refused:
+            assert reply.status_code == 403, (reply.request.url, reply.text)
+            assert "/metrics only" in reply.json()["error"]["message"], reply.text
+    with pytest.raises(InvalidStatus) as denied:
+        await open_call(ws_base, "any-id", key=METRICS_KEY)
+    assert denied.value.response.status_code == 403
     for name in (
         "s2s_live_sessions",
         "s2s_sessions_started_total",

@@ -47,6 +47,24 @@ def test_keys_map_to_their_tenant_or_admin() -> None:
         assert auth.authenticate(headers(bad), {}) is None
 
 
+def test_a_metrics_key_reads_metrics_and_owns_no_call() -> None:
+    auth = Authenticator(
+        config(auth={"metrics_key_hashes": [hash_key("metrics-key-01")]}, tenants={}),
+        environ={"S2S_METRICS_KEYS": "metrics-key-02"},
+    )
+    for key in ("metrics-key-01", "metrics-key-02"):
+        reader = auth.authenticate(headers(key), {})
+        assert reader == Principal(None, metrics_only=True) and reader.reads_metrics
+        assert not reader.admin and not reader.owns("default") and not reader.owns(None)
+    assert Principal(None, admin=True).reads_metrics and not Principal("acme").reads_metrics
+    with pytest.raises(ConfigurationError, match="both admin and metrics reader"):
+        Authenticator(
+            config(
+                auth={"admin_key_hashes": [hash_key("k")], "metrics_key_hashes": [hash_key("k")]}
+            )
+        )
+
+
 def test_one_key_for_two_tenants_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="both tenant acme and tenant globex"):
         Authenticator(config(), environ={"ACME_KEYS": "globex-key-01"})

@@ -276,11 +276,15 @@ class AuthSettings(_Section):
     admin_keys_env: str = "S2S_ADMIN_KEYS"
     """Comma-separated admin keys: see every tenant's calls, reach /metrics and /openapi.json."""
     admin_key_hashes: list[str] = Field(default_factory=list)
+    metrics_keys_env: str = "S2S_METRICS_KEYS"
+    """Comma-separated metrics keys: they read /metrics and nothing else (give Prometheus one
+    of these, not an admin key that could see and steer every call)."""
+    metrics_key_hashes: list[str] = Field(default_factory=list)
     required: bool = True
 
-    @field_validator("admin_key_hashes")
+    @field_validator("admin_key_hashes", "metrics_key_hashes")
     @classmethod
-    def _admin_hashes(cls, value: list[str]) -> list[str]:
+    def _hashes(cls, value: list[str]) -> list[str]:
         return _check_hashes(value)
 
     def keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -291,6 +295,10 @@ class AuthSettings(_Section):
     def admin_keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
         env = os.environ if environ is None else environ
         return frozenset(_env_keys([self.admin_keys_env], env))
+
+    def metrics_keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+        env = os.environ if environ is None else environ
+        return frozenset(_env_keys([self.metrics_keys_env], env))
 
 
 class TracingSettings(_Section):
