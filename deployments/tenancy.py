@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,26 +80,25 @@ class Authenticator:
         self.tenants: dict[str, TenantSettings] = dict(config.tenants)
         self.tenants.setdefault(auth.default_tenant, TenantSettings())
         self._by_hash: dict[str, Principal] = {}
-        for key in auth.admin_keys(env):
-            self._add(hash_key(key), Principal(None, admin=True))
-        for digest in auth.admin_key_hashes:
-            self._add(digest, Principal(None, admin=True))
-        for key in auth.metrics_keys(env):
-            self._add(hash_key(key), Principal(None, metrics_only=True))
-        for digest in auth.metrics_key_hashes:
-            self._add(digest, Principal(None, metrics_only=True))
-        for key in auth.keys(env):
-            self._add(hash_key(key), Principal(auth.default_tenant))
+        self._add_keys(Principal(None, admin=True), auth.admin_keys(env), auth.admin_key_hashes)
+        self._add_keys(
+            Principal(None, metrics_only=True), auth.metrics_keys(env), auth.metrics_key_hashes
+        )
+        self._add_keys(Principal(auth.default_tenant), auth.keys(env))
         for name, tenant in config.tenants.items():
-            for key in tenant.keys(env):
-                self._add(hash_key(key), Principal(name))
-            for digest in tenant.key_hashes:
-                self._add(digest, Principal(name))
+            self._add_keys(Principal(name), tenant.keys(env), tenant.key_hashes)
         if self.required and not self._by_hash:
             raise ConfigurationError(
                 f"auth.required is true but no API keys are configured (tenants.<name>.keys_env "
                 f"or key_hashes, auth.api_keys, ${auth.api_keys_env} or ${auth.admin_keys_env})"
             )
+
+    def _add_keys(
+        self, principal: Principal, keys: Iterable[str], digests: Iterable[str] = ()
+    ) -> None:
+        """Know ``keys`` (hashed here) and ``digests`` (already SHA-256) as ``principal``."""
+        for digest in [*map(hash_key, keys), *digests]:
+            self._add(digest, principal)
 
     def _add(self, digest: str, principal: Principal) -> None:
         known = self._by_hash.get(digest)

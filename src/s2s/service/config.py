@@ -199,6 +199,11 @@ def _env_keys(names: list[str], env: Mapping[str, str]) -> list[str]:
     return [k.strip() for name in names for k in env.get(name, "").split(",") if k.strip()]
 
 
+def _env_key_set(name: str, environ: Mapping[str, str] | None) -> frozenset[str]:
+    """The keys in variable ``name`` of ``environ`` (the process's environment if None)."""
+    return frozenset(_env_keys([name], os.environ if environ is None else environ))
+
+
 def _check_hashes(hashes: list[str]) -> list[str]:
     for value in hashes:
         if not _SHA256_HEX.match(value):
@@ -293,12 +298,10 @@ class AuthSettings(_Section):
         return frozenset([*self.api_keys, *_env_keys([self.api_keys_env], env)])
 
     def admin_keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
-        env = os.environ if environ is None else environ
-        return frozenset(_env_keys([self.admin_keys_env], env))
+        return _env_key_set(self.admin_keys_env, environ)
 
     def metrics_keys(self, environ: Mapping[str, str] | None = None) -> frozenset[str]:
-        env = os.environ if environ is None else environ
-        return frozenset(_env_keys([self.metrics_keys_env], env))
+        return _env_key_set(self.metrics_keys_env, environ)
 
 
 class TracingSettings(_Section):
