@@ -541,3 +541,30 @@ async def test_malformed_positions_close_the_connection():
     assert all(frame[0] == "ack" for frame in frames)
     await hang_up(writer)
     await server.close()
+
+
+async def test_a_bye_is_not_overtaken_by_a_reset_when_input_is_left_unread():
+    """Closing a socket with input still unread makes the kernel reset the connection, and a
+    reset that overtakes the bye loses it: the replica would take an ending call for a dead
+    actor and start a replacement. The actor reads (and drops) what is left until the replica
+    hangs up, so a replica reading late still gets the bye."""
+
+    async def slow_handler(kind, payload, sent_at):
+        await asyncio.sleep(0.01)  # the actor is busy: the replica's frames pile up unread
+
+    server = MediaServer(slow_handler)
+    endpoint = await server.start()
+    reader, writer = await raw_connection(endpoint)
+    writer.write(encode_frame("hello", endpoint.token, 0))
+    assert (await read_frame(reader))[0] == "welcome"
+    frame = encode_frame("audio", bytes(640))
+    for _ in range(1500):  # ~1 MB: more than the actor reads ahead
+        writer.write(frame)
+    await writer.drain()
+    closing = asyncio.create_task(server.close("caller_hung_up"))
+    await asyncio.sleep(0.3)  # the replica reads only now, while the actor closes
+    frames = await read_until_closed(reader)
+    assert [f[:2] for f in frames if f[0] == "bye"] == [["bye", "caller_hung_up"]], frames[-3:]
+    await hang_up(writer)
+    async with asyncio.timeout(5):
+        await closing

@@ -30,7 +30,9 @@ of the replica per five frames, not per frame, and no timer of its own); and eve
 ``durable`` is the highest position a replacement actor would not need again: the actor sets
 it (:meth:`MediaServer.set_durable`) after saving the call's state, which carries the audio the
 provider had not yet committed. Before it closes the channel on purpose it writes ``["bye",
-reason, ts]``. The replica keeps every frame until it is handled,
+reason, ts]``, half-closes, and drops what the replica still sends until it hangs up (within
+1 s): closing with input unread would reset the connection, and the reset can overtake the
+bye. The replica keeps every frame until it is handled,
 and positioned frames until they are durable, and resends them on a new channel
 (:class:`~.media_client.MediaClient`); the welcome gives ``position`` and ``durable`` too.
 
@@ -84,9 +86,10 @@ KINDS = frozenset(
     {"audio", "text", "interrupt", "end_turn", "playback", "tool_result", "dtmf", "close"}
 )
 
-#: After a refusal, wait at most this long (reading at most _REFUSE_DISCARD bytes) for the peer
-#: to hang up, so that closing does not reset the connection before the refusal is read.
-_REFUSE_LINGER = 1.0
+#: After a refusal or a bye, wait at most this long for the peer to hang up (dropping what it
+#: still sends: at most _REFUSE_DISCARD bytes before a hello), so that closing does not reset
+#: the connection: a reset discards the last frame before the peer has read it.
+_LINGER_S = 1.0
 _REFUSE_DISCARD = 64 * 1024
 
 Handler = Callable[[str, Any, float], Awaitable[None]]
@@ -148,6 +151,8 @@ class MediaServer:
         self._superseded = superseded
         self._checked_at = 0.0
         self._fenced = False
+        #: The reason close() gives the replicas (``bye``), once it was called with one.
+        self._bye: str | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> Endpoint:
@@ -191,22 +196,25 @@ class MediaServer:
         return current
 
     async def close(self, reason: str = "") -> None:
-        """Close every connection (after a ``bye`` with ``reason``, if given) and stop."""
+        """Close every connection and stop. With a ``reason``, each replica is told ``bye`` and
+        given up to a second to hang up first (see the module's docstring)."""
         if self._watchdog is not None and self._watchdog is not asyncio.current_task():
             self._watchdog.cancel()
         if self._server is not None:
             self._server.close()
-            if reason:
-                for connection in self._live:
-                    with contextlib.suppress(Exception):
-                        connection.writer.write(encode_frame("bye", reason[:200]))
-            # Close every connection, and end their tasks (but not ours, if a handler calls this).
+            self._bye = reason[:200] or None
+            # End every connection's task: each says bye as it ends (see _session). Not ours, if
+            # a handler calls this: its connection gets the bye and is closed at once.
             current = asyncio.current_task()
             others = [task for task in self._connections if task is not current]
             for task, writer in list(self._connections.items()):
-                writer.close()
                 if task is not current:
                     task.cancel()
+                    continue
+                if self._bye is not None and any(c.writer is writer for c in self._live):
+                    with contextlib.suppress(Exception):
+                        writer.write(encode_frame("bye", self._bye))
+                writer.close()
             await asyncio.gather(*others, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
@@ -261,11 +269,14 @@ class MediaServer:
         heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(connection))
         try:
             await self._receive(reader, connection, peer)
+        except asyncio.CancelledError:
+            if self._bye is not None:  # close(reason): no ack may follow the bye
+                _stop_acks(connection, heartbeat)
+                await _last_word(reader, writer, "bye", self._bye, limit=None)
+            raise
         finally:
             self._live.discard(connection)
-            heartbeat.cancel()
-            if connection.ack_soon is not None:
-                connection.ack_soon.cancel()
+            _stop_acks(connection, heartbeat)
 
     async def _receive(
         self, reader: asyncio.StreamReader, connection: _Connection, peer: object
@@ -341,14 +352,33 @@ class MediaServer:
         return None
 
 
+def _stop_acks(connection: _Connection, heartbeat: asyncio.Task[None]) -> None:
+    heartbeat.cancel()
+    if connection.ack_soon is not None:
+        connection.ack_soon.cancel()
+        connection.ack_soon = None
+
+
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reason: str) -> None:
-    """Send ``["refused", reason, ts]`` and half-close; return once the peer hangs up (bounded)."""
-    writer.write(encode_frame("refused", reason, time.time()))
+    await _last_word(reader, writer, "refused", reason, limit=_REFUSE_DISCARD)
+
+
+async def _last_word(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    kind: str,
+    reason: str,
+    *,
+    limit: int | None,
+) -> None:
+    """Send ``[kind, reason, ts]`` and half-close; return once the peer hangs up, within
+    :data:`_LINGER_S`, dropping what it still sends (at most ``limit`` bytes; None: no limit)."""
     with contextlib.suppress(Exception):
+        writer.write(encode_frame(kind, reason, time.time()))
         writer.write_eof()
-        async with asyncio.timeout(_REFUSE_LINGER):
+        async with asyncio.timeout(_LINGER_S):
             discarded = 0
-            while discarded < _REFUSE_DISCARD and (chunk := await reader.read(4096)):
+            while (limit is None or discarded < limit) and (chunk := await reader.read(4096)):
                 discarded += len(chunk)
 
 
